@@ -1,0 +1,38 @@
+# pgcapacity - run `make help` for the list of targets.
+.DEFAULT_GOAL := help
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: help setup test pgtap lint run bench sql clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## install pgTAP, pg_prove and the Python environment (idempotent)
+	@scripts/setup.sh
+
+test: setup ## run every test: pgTAP files and pytest, on a private PostgreSQL unless DATABASE_URL is set
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+pgtap: setup ## run sql/tests with pg_prove against DATABASE_URL (installs pgTAP and pgcapacity there)
+	@test -n "$(DATABASE_URL)" || { echo "make pgtap: set DATABASE_URL to the database to test"; exit 2; }
+	psql "$(DATABASE_URL)" -v ON_ERROR_STOP=1 -q -c 'CREATE EXTENSION IF NOT EXISTS pgtap'
+	$(BIN)/pgcapacity migrate
+	pg_prove -d "$(DATABASE_URL)" sql/tests/test_*.sql
+
+lint: setup ## ruff over the Python code
+	$(BIN)/ruff check api tests
+	$(BIN)/ruff format --check api tests
+
+run: setup ## serve the HTTP API (not available yet: see the HTTP issue)
+	@echo "make run: the HTTP API is not built yet; 'make test' exercises the SQL core."
+
+bench: setup ## benchmarks (not available yet: see the performance issue)
+	@echo "make bench: not available yet."
+
+sql: setup ## print the install SQL for psql -f
+	@$(BIN)/pgcapacity sql
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .hypothesis

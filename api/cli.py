@@ -1,0 +1,109 @@
+"""The `pgcapacity` command line: install, inspect and maintain the SQL core."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import psycopg
+
+from api import __version__, installer
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        sys.exit("pgcapacity: DATABASE_URL is not set (e.g. postgresql://user@host/dbname)")
+    return url
+
+
+def cmd_sql(_: argparse.Namespace) -> int:
+    sys.stdout.write(installer.bundle())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    outcomes = installer.migrate(_database_url())
+    changed = [(name, what) for name, what in outcomes if what != "unchanged"]
+    for name, what in changed if not args.verbose else outcomes:
+        print(f"{what:>10}  {name}")
+    print(f"pgcapacity {__version__}: {len(changed)} step(s) applied, "
+          f"{len(outcomes) - len(changed)} unchanged")
+    return 0
+
+
+def cmd_status(_: argparse.Namespace) -> int:
+    st = installer.status(_database_url())
+    print(f"package version:   {st.package_version}")
+    print(f"installed version: {st.installed_version or 'not installed'}")
+    for name in st.pending:
+        print(f"pending:           {name}")
+    for name in st.unknown:
+        print(f"unknown (newer):   {name}")
+    print("up to date" if st.up_to_date else "needs `pgcapacity migrate`")
+    return 0 if st.up_to_date else 1
+
+
+def cmd_expire_idle(args: argparse.Namespace) -> int:
+    with psycopg.connect(_database_url(), autocommit=True) as conn:
+        while True:
+            total = 0
+            while True:
+                expired, _, _, more = conn.execute(
+                    "SELECT * FROM capacity.expire_idle_claims(%s::interval, %s)",
+                    (args.idle, args.batch_size),
+                ).fetchone()
+                total += expired
+                if not more:
+                    break
+            print(f"expired {total} idle claim(s)", flush=True)
+            if not args.every:
+                return 0
+            time.sleep(args.every)
+
+
+def cmd_not_yet(args: argparse.Namespace) -> int:
+    print(f"pgcapacity {args.command}: not available yet in {__version__}", file=sys.stderr)
+    return 2
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pgcapacity", description=__doc__)
+    p.add_argument("--version", action="version", version=f"pgcapacity {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("sql", help="print the install SQL (apply with psql -v ON_ERROR_STOP=1 -f)")
+    m = sub.add_parser("migrate", help="install or upgrade the SQL in DATABASE_URL")
+    m.add_argument("-v", "--verbose", action="store_true", help="also list unchanged steps")
+    sub.add_parser("status", help="compare DATABASE_URL with this version (exit 1 if behind)")
+    e = sub.add_parser("expire-idle", help="end idle claims once, or every N seconds")
+    e.add_argument("--idle", default="30 minutes", help="idle interval (default: 30 minutes)")
+    e.add_argument("--batch-size", type=int, default=1000)
+    e.add_argument("--every", type=float, default=0, help="repeat every N seconds")
+    for name in ("serve", "refresh", "bench"):
+        sub.add_parser(name, help="not available yet")
+    return p
+
+
+COMMANDS = {
+    "sql": cmd_sql,
+    "migrate": cmd_migrate,
+    "status": cmd_status,
+    "expire-idle": cmd_expire_idle,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return COMMANDS.get(args.command, cmd_not_yet)(args)
+    except psycopg.Error as err:
+        print(f"pgcapacity {args.command}: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

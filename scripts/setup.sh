@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One-time machine set-up for `make test`: pgTAP and pg_prove for the local PostgreSQL
+# (Debian packages, when missing), then a virtualenv with the project and its test tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi; }
+
+apt_install() {
+    command -v apt-get >/dev/null || return 1
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null \
+        || { as_root apt-get update -q >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null; }
+}
+
+# pgTAP for every local PostgreSQL major, and pg_prove.
+if [ -z "${DATABASE_URL:-}" ]; then
+    for bindir in /usr/lib/postgresql/*/bin; do
+        [ -x "$bindir/postgres" ] || continue
+        major=$(basename "$(dirname "$bindir")")
+        if ! ls "/usr/share/postgresql/$major/extension/pgtap.control" >/dev/null 2>&1; then
+            echo "setup: installing pgTAP for PostgreSQL $major"
+            apt_install "postgresql-$major-pgtap" || echo "setup: WARNING: could not install postgresql-$major-pgtap" >&2
+        fi
+    done
+fi
+if ! command -v pg_prove >/dev/null; then
+    echo "setup: installing pg_prove"
+    apt_install libtap-parser-sourcehandler-pgtap-perl || echo "setup: WARNING: could not install pg_prove (make pgtap needs it)" >&2
+fi
+
+# Python environment, rebuilt only when pyproject.toml changes.
+stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]"
+    rm -f "$VENV"/.installed-*
+    touch "$stamp"
+fi

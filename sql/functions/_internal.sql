@@ -1,0 +1,271 @@
+-- Private helpers shared by the public functions. Not granted to application roles.
+-- They run with the caller's pinned search_path, so every object is schema-qualified.
+
+-- Canonical form of a code: trimmed and upper-cased (lookups use the same form).
+CREATE OR REPLACE FUNCTION capacity._normalise_code(raw text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT pg_catalog.upper(pg_catalog.btrim(raw, E' \t\r\n')) $$;
+
+-- Shortens user input before it is echoed in an error message.
+CREATE OR REPLACE FUNCTION capacity._quote_input(raw text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN raw IS NULL THEN 'null'
+                WHEN pg_catalog.char_length(raw) > 70
+                    THEN pg_catalog.quote_literal(pg_catalog.left(raw, 67) || '...')
+                ELSE pg_catalog.quote_literal(raw) END
+$$;
+
+-- Validates and normalises a code, raising VALIDATION_ERROR when it is malformed.
+CREATE OR REPLACE FUNCTION capacity._require_code(raw text, field text DEFAULT 'code')
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+DECLARE
+    v_code text := capacity._normalise_code(raw);
+BEGIN
+    IF v_code IS NULL OR v_code !~ '^[A-Z0-9_-]{1,64}$' THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: % % is not a valid code', field, capacity._quote_input(raw)
+            USING ERRCODE = 'CP001',
+                  DETAIL = pg_catalog.jsonb_build_object('field', field)::text,
+                  HINT = 'A code is 1-64 characters of A-Z, 0-9, "_" and "-" (trimmed, case-insensitive).';
+    END IF;
+    RETURN v_code;
+END
+$$;
+
+-- Validates a holder: 1-256 characters, no control characters.
+CREATE OR REPLACE FUNCTION capacity._require_holder(raw text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    IF raw IS NULL OR pg_catalog.char_length(raw) NOT BETWEEN 1 AND 256 OR raw ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: holder % is not valid', capacity._quote_input(raw)
+            USING ERRCODE = 'CP001',
+                  DETAIL = pg_catalog.jsonb_build_object('field', 'holder')::text,
+                  HINT = 'A holder is 1-256 characters of text without control characters.';
+    END IF;
+    RETURN raw;
+END
+$$;
+
+-- Validates a pool name: 1-64 characters of letters, digits, "_", "-" and ".".
+CREATE OR REPLACE FUNCTION capacity._require_pool(raw text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    IF raw IS NULL OR raw !~ '^[A-Za-z0-9_.-]{1,64}$' THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: pool % is not valid', capacity._quote_input(raw)
+            USING ERRCODE = 'CP001',
+                  DETAIL = pg_catalog.jsonb_build_object('field', 'pool')::text,
+                  HINT = 'A pool is 1-64 characters of letters, digits, "_", "-" and ".".';
+    END IF;
+    RETURN raw;
+END
+$$;
+
+-- Validates a lock mode name.
+CREATE OR REPLACE FUNCTION capacity._require_lock_mode(raw text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    IF raw IS NULL OR raw NOT IN ('wait', 'nowait', 'advisory') THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: lock_mode % is not valid', capacity._quote_input(raw)
+            USING ERRCODE = 'CP001',
+                  DETAIL = pg_catalog.jsonb_build_object('field', 'lock_mode')::text,
+                  HINT = 'Use one of wait, nowait, advisory.';
+    END IF;
+    RETURN raw;
+END
+$$;
+
+-- Why a code cannot be claimed right now (an error name), or NULL when it can.
+CREATE OR REPLACE FUNCTION capacity._blocker(c capacity.codes)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT CASE
+        WHEN NOT c.is_active THEN 'CODE_INACTIVE'
+        WHEN c.expires_at IS NOT NULL AND c.expires_at <= pg_catalog.now() THEN 'CODE_EXPIRED'
+        WHEN c.usage_count >= c.max_uses THEN 'CODE_FULL'
+    END
+$$;
+
+-- Raises the error a claim on this code gets now, if any.
+CREATE OR REPLACE FUNCTION capacity._raise_if_blocked(c capacity.codes)
+RETURNS void
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_detail text := pg_catalog.jsonb_build_object(
+        'code', c.code, 'usage_count', c.usage_count, 'max_uses', c.max_uses,
+        'is_active', c.is_active, 'expires_at', c.expires_at)::text;
+BEGIN
+    CASE capacity._blocker(c)
+    WHEN 'CODE_INACTIVE' THEN
+        RAISE EXCEPTION 'CODE_INACTIVE: code % is not active', c.code
+            USING ERRCODE = 'CP003', DETAIL = v_detail;
+    WHEN 'CODE_EXPIRED' THEN
+        RAISE EXCEPTION 'CODE_EXPIRED: code % expired at %', c.code, c.expires_at
+            USING ERRCODE = 'CP004', DETAIL = v_detail;
+    WHEN 'CODE_FULL' THEN
+        RAISE EXCEPTION 'CODE_FULL: code % has %/% uses', c.code, c.usage_count, c.max_uses
+            USING ERRCODE = 'CP005', DETAIL = v_detail,
+                  HINT = 'Retry after a claim is released or expired.';
+    ELSE
+        NULL;
+    END CASE;
+END
+$$;
+
+-- Raises CODE_NOT_FOUND for a normalised code.
+CREATE OR REPLACE FUNCTION capacity._raise_code_not_found(v_code text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    RAISE EXCEPTION 'CODE_NOT_FOUND: code % does not exist', v_code
+        USING ERRCODE = 'CP002', DETAIL = pg_catalog.jsonb_build_object('code', v_code)::text;
+END
+$$;
+
+-- The advisory-lock key space of pgcapacity: (namespace, object). Codes use their id;
+-- negative objects are singletons (-1 expiry runner, -2 installer, -3 dashboard refresh).
+CREATE OR REPLACE FUNCTION capacity._lock_namespace()
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT 1885823856 $$;  -- 'pgcp'
+
+-- Locks one code row according to the lock mode and returns its current version.
+-- Every mode ends holding the row lock, so correctness never depends on the mode;
+-- the mode only decides how contenders queue (row lock, bounded NOWAIT retries, or
+-- a transaction-scoped advisory lock on the code).
+CREATE OR REPLACE FUNCTION capacity._lock_code(p_code_id bigint, p_mode text)
+RETURNS capacity.codes
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    c          capacity.codes;
+    v_attempts integer := COALESCE(NULLIF(pg_catalog.current_setting('pgcapacity.nowait_attempts', true), '')::integer, 6);
+    v_base_ms  double precision := COALESCE(NULLIF(pg_catalog.current_setting('pgcapacity.nowait_backoff_ms', true), '')::double precision, 2);
+BEGIN
+    IF p_mode = 'advisory' THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(capacity._lock_namespace(), (p_code_id % 2147483647)::integer);
+    END IF;
+    IF p_mode <> 'nowait' THEN
+        SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = p_code_id FOR NO KEY UPDATE;
+        RETURN c;
+    END IF;
+    FOR attempt IN 1..GREATEST(v_attempts, 1) LOOP
+        BEGIN
+            SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = p_code_id FOR NO KEY UPDATE NOWAIT;
+            RETURN c;
+        EXCEPTION WHEN lock_not_available THEN
+            -- Exponential backoff with full jitter: sleep U(0, base * 2^(attempt-1)) ms.
+            IF attempt < v_attempts THEN
+                PERFORM pg_catalog.pg_sleep(pg_catalog.random() * v_base_ms * (2 ^ (attempt - 1)) / 1000.0);
+            END IF;
+        END;
+    END LOOP;
+    SELECT * INTO c FROM capacity.codes WHERE code_id = p_code_id;
+    RAISE EXCEPTION 'LOCK_CONTENDED: code % stayed locked after % NOWAIT attempts', c.code, v_attempts
+        USING ERRCODE = 'CP008',
+              DETAIL = pg_catalog.jsonb_build_object('code', c.code, 'attempts', v_attempts)::text,
+              HINT = 'Retry later, or use lock_mode => ''advisory'' to queue instead of failing.';
+END
+$$;
+
+-- Appends one row to the audit log.
+CREATE OR REPLACE FUNCTION capacity._log(
+    p_kind capacity.event_kind, c capacity.codes, p_holder text, p_claim_id bigint)
+RETURNS void
+LANGUAGE sql VOLATILE
+AS $$
+    INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
+    VALUES (p_kind, c.code_id, c.code, c.pool, p_holder, p_claim_id, c.usage_count)
+$$;
+
+-- The public status row of a code (found = true).
+CREATE OR REPLACE FUNCTION capacity._status(c capacity.codes)
+RETURNS capacity.code_status
+LANGUAGE sql STABLE
+AS $$
+    SELECT ROW(c.code, true, c.pool, c.is_active, c.expires_at, c.usage_count, c.max_uses,
+               c.max_uses - c.usage_count, capacity._blocker(c) IS NULL,
+               capacity._blocker(c))::capacity.code_status
+$$;
+
+-- Gives back one unit per ended claim to each holder counter, in lock order.
+CREATE OR REPLACE FUNCTION capacity._release_holders(p_pools text[], p_holders text[])
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    -- Lock in the documented order (pool, holder) so multi-holder updates cannot deadlock.
+    PERFORM 1
+       FROM capacity.holders h
+       JOIN (SELECT DISTINCT u.pool, u.holder FROM unnest(p_pools, p_holders) AS u(pool, holder)) k
+         ON h.pool = k.pool AND h.holder = k.holder
+      ORDER BY h.pool, h.holder
+        FOR NO KEY UPDATE OF h;
+    UPDATE capacity.holders h
+       SET active_claims = h.active_claims - g.n
+      FROM (SELECT u.pool, u.holder, count(*)::integer AS n
+              FROM unnest(p_pools, p_holders) AS u(pool, holder)
+             GROUP BY u.pool, u.holder) g
+     WHERE h.pool = g.pool AND h.holder = g.holder;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+
+-- Raises HOLDER_LIMIT_EXCEEDED for a holder in a pool.
+CREATE OR REPLACE FUNCTION capacity._raise_holder_limit(p_pool text, p_holder text, p_limit integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    RAISE EXCEPTION 'HOLDER_LIMIT_EXCEEDED: holder % already holds %/% claims in pool %',
+                    capacity._quote_input(p_holder), p_limit, p_limit, p_pool
+        USING ERRCODE = 'CP006',
+              DETAIL = pg_catalog.jsonb_build_object('pool', p_pool, 'holder', p_holder, 'max_claims', p_limit)::text,
+              HINT = 'Release one of the holder''s claims first.';
+END
+$$;
+
+-- Ends one claim (code row locked first, then the claim, then the holder counter).
+-- Returns released = false when a concurrent call ended it first.
+CREATE OR REPLACE FUNCTION capacity._end_claim(cl capacity.claims, p_reason capacity.end_reason)
+RETURNS capacity.release_result
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    c     capacity.codes;
+    ended capacity.claims;
+BEGIN
+    SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = cl.code_id FOR NO KEY UPDATE;
+    UPDATE capacity.claims
+       SET released_at = pg_catalog.now(), end_reason = p_reason
+     WHERE claim_id = cl.claim_id AND released_at IS NULL
+    RETURNING * INTO ended;
+    IF NOT FOUND THEN
+        RETURN ROW(cl.claim_id, c.code, cl.holder, false, c.usage_count,
+                   c.max_uses - c.usage_count)::capacity.release_result;
+    END IF;
+    UPDATE capacity.codes SET usage_count = usage_count - 1
+     WHERE code_id = cl.code_id
+    RETURNING * INTO c;
+    UPDATE capacity.holders SET active_claims = active_claims - 1
+     WHERE pool = ended.pool AND holder = ended.holder;
+    PERFORM capacity._log(p_reason::text::capacity.event_kind, c, ended.holder, ended.claim_id);
+    RETURN ROW(cl.claim_id, c.code, cl.holder, true, c.usage_count,
+               c.max_uses - c.usage_count)::capacity.release_result;
+END
+$$;

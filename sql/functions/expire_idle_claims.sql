@@ -1,0 +1,93 @@
+-- Ends claims idle longer than `idle` and gives their units back, batch_size at a time.
+-- Never waits on a live claim: codes and claims that are locked right now are skipped
+-- (SKIP LOCKED) and left for the next call. One runner at a time (advisory lock); a
+-- second concurrent caller returns zeros at once. Safe to call in a loop while
+-- more_pending is true.
+CREATE OR REPLACE FUNCTION capacity.expire_idle_claims(
+    idle interval DEFAULT '30 minutes', batch_size integer DEFAULT 1000)
+RETURNS capacity.expiry_result
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_cutoff  timestamptz;
+    v_locked  bigint[];
+    v_skipped bigint[];
+    v_expired integer;
+    v_codes   integer;
+    v_pools   text[];
+    v_holders text[];
+    v_holder_rows integer := 0;
+    v_more    boolean;
+BEGIN
+    IF idle IS NULL OR idle < interval '0' THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: idle must be a non-negative interval, got %', COALESCE(idle::text, 'null')
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'idle')::text;
+    END IF;
+    IF batch_size IS NULL OR batch_size NOT BETWEEN 1 AND 100000 THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: batch_size must be between 1 and 100000, got %', COALESCE(batch_size::text, 'null')
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'batch_size')::text;
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(capacity._lock_namespace(), -1) THEN
+        RETURN ROW(0, 0, 0, false)::capacity.expiry_result;  -- another runner is at work
+    END IF;
+    v_cutoff := now() - idle;
+
+    -- 1. Lock the codes of the oldest idle claims in code_id order, skipping busy codes.
+    WITH candidates AS (
+        SELECT DISTINCT k.code_id
+          FROM (SELECT code_id FROM capacity.claims
+                 WHERE released_at IS NULL AND last_seen_at < v_cutoff
+                 ORDER BY last_seen_at
+                 LIMIT batch_size) AS k
+    ), locked AS (
+        SELECT c.code_id FROM capacity.codes AS c
+         WHERE c.code_id IN (SELECT code_id FROM candidates)
+         ORDER BY c.code_id
+           FOR NO KEY UPDATE SKIP LOCKED
+    )
+    SELECT array(SELECT code_id FROM locked),
+           array(SELECT code_id FROM candidates EXCEPT SELECT code_id FROM locked)
+      INTO v_locked, v_skipped;
+
+    -- 2. End their idle claims (skipping claims locked by a heartbeat in flight; the
+    --    idle condition is re-checked on the latest row version), then give units back.
+    WITH ended AS (
+        UPDATE capacity.claims AS cl
+           SET released_at = now(), end_reason = 'expired'
+         WHERE cl.claim_id IN (
+                SELECT k.claim_id FROM capacity.claims AS k
+                 WHERE k.code_id = ANY (v_locked)
+                   AND k.released_at IS NULL AND k.last_seen_at < v_cutoff
+                 ORDER BY k.last_seen_at
+                 LIMIT batch_size
+                   FOR UPDATE SKIP LOCKED)
+           AND cl.released_at IS NULL
+        RETURNING cl.claim_id, cl.code_id, cl.pool, cl.holder
+    ), per_code AS (
+        UPDATE capacity.codes AS c
+           SET usage_count = c.usage_count - g.n
+          FROM (SELECT code_id, count(*)::integer AS n FROM ended GROUP BY code_id) AS g
+         WHERE c.code_id = g.code_id
+        RETURNING c.*
+    ), logged AS (
+        INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
+        SELECT 'expired', e.code_id, p.code, p.pool, e.holder, e.claim_id, p.usage_count
+          FROM ended AS e JOIN per_code AS p USING (code_id)
+    )
+    SELECT count(*)::integer, count(DISTINCT code_id)::integer,
+           array_agg(pool ORDER BY pool, holder), array_agg(holder ORDER BY pool, holder)
+      INTO v_expired, v_codes, v_pools, v_holders
+      FROM ended;
+
+    IF v_expired > 0 THEN
+        v_holder_rows := capacity._release_holders(v_pools, v_holders);
+    END IF;
+    -- more_pending: idle claims another call could end now (codes busy right now excluded).
+    v_more := EXISTS (SELECT 1 FROM capacity.claims AS k
+                       WHERE k.released_at IS NULL AND k.last_seen_at < v_cutoff
+                         AND k.code_id <> ALL (v_skipped));
+    RETURN ROW(v_expired, v_codes, v_holder_rows, v_more)::capacity.expiry_result;
+END
+$$;

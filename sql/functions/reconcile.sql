@@ -1,0 +1,58 @@
+-- Recomputes every usage counter from the live claims and returns the codes that drift
+-- (none expected). With fix => true, repairs code and holder counters and logs an event.
+CREATE OR REPLACE FUNCTION capacity.reconcile(fix boolean DEFAULT false)
+RETURNS TABLE (code text, usage_count integer, active_claims integer, drift integer)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_ids     bigint[];
+    c         capacity.codes;
+    v_holders integer;
+BEGIN
+    IF fix IS NULL THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: fix must be true or false'
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'fix')::text;
+    END IF;
+    IF fix THEN
+        -- Freeze the counters of every code in the documented order before recounting.
+        PERFORM 1 FROM capacity.codes AS k ORDER BY k.code_id FOR NO KEY UPDATE;
+    END IF;
+    RETURN QUERY
+        SELECT k.code, k.usage_count, COALESCE(a.n, 0), k.usage_count - COALESCE(a.n, 0)
+          FROM capacity.codes AS k
+          LEFT JOIN (SELECT cl.code_id, count(*)::integer AS n FROM capacity.claims AS cl
+                      WHERE cl.released_at IS NULL GROUP BY cl.code_id) AS a USING (code_id)
+         WHERE k.usage_count IS DISTINCT FROM COALESCE(a.n, 0)
+         ORDER BY k.code;
+    IF NOT fix THEN
+        RETURN;
+    END IF;
+    FOR c IN
+        UPDATE capacity.codes AS k
+           SET usage_count = a.n
+          FROM (SELECT k2.code_id, count(cl.claim_id)::integer AS n
+                  FROM capacity.codes AS k2
+                  LEFT JOIN capacity.claims AS cl ON cl.code_id = k2.code_id AND cl.released_at IS NULL
+                 GROUP BY k2.code_id) AS a
+         WHERE k.code_id = a.code_id AND k.usage_count <> a.n
+        RETURNING k.*
+    LOOP
+        PERFORM capacity._log('reconciled', c, NULL, NULL);
+    END LOOP;
+    PERFORM 1 FROM capacity.holders AS h ORDER BY h.pool, h.holder FOR NO KEY UPDATE;
+    UPDATE capacity.holders AS h
+       SET active_claims = a.n, updated_at = now()
+      FROM (SELECT h2.pool, h2.holder, count(cl.claim_id)::integer AS n
+              FROM capacity.holders AS h2
+              LEFT JOIN capacity.claims AS cl
+                ON cl.pool = h2.pool AND cl.holder = h2.holder AND cl.released_at IS NULL
+             GROUP BY h2.pool, h2.holder) AS a
+     WHERE h.pool = a.pool AND h.holder = a.holder AND h.active_claims <> a.n;
+    GET DIAGNOSTICS v_holders = ROW_COUNT;
+    IF v_holders > 0 THEN
+        RAISE NOTICE 'reconcile: repaired % holder counters', v_holders;
+    END IF;
+END
+$$;

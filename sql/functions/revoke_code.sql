@@ -1,0 +1,41 @@
+-- Deactivates a code and ends all its active claims (end_reason = 'revoked').
+CREATE OR REPLACE FUNCTION capacity.revoke_code(code text)
+RETURNS TABLE (revoked integer)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_code    text := capacity._require_code(revoke_code.code);
+    c         capacity.codes;
+    v_pools   text[];
+    v_holders text[];
+BEGIN
+    SELECT * INTO c FROM capacity.codes AS k WHERE k.code = v_code FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        PERFORM capacity._raise_code_not_found(v_code);
+    END IF;
+    WITH ended AS (
+        UPDATE capacity.claims AS cl
+           SET released_at = now(), end_reason = 'revoked'
+         WHERE cl.code_id = c.code_id AND cl.released_at IS NULL
+        RETURNING cl.claim_id, cl.pool, cl.holder
+    ), logged AS (
+        INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
+        SELECT 'revoked', c.code_id, c.code, c.pool, e.holder, e.claim_id, 0 FROM ended AS e
+    )
+    SELECT count(*)::integer, array_agg(pool ORDER BY pool, holder), array_agg(holder ORDER BY pool, holder)
+      INTO revoked, v_pools, v_holders
+      FROM ended;
+    UPDATE capacity.codes AS k
+       SET is_active = false, usage_count = k.usage_count - revoked, updated_at = now()
+     WHERE k.code_id = c.code_id
+    RETURNING * INTO c;
+    IF revoked > 0 THEN
+        PERFORM capacity._release_holders(v_pools, v_holders);
+    ELSE
+        PERFORM capacity._log('revoked', c, NULL, NULL);
+    END IF;
+    RETURN NEXT;
+END
+$$;

@@ -1,0 +1,162 @@
+-- Parses and validates the JSON array given to upsert_codes(); one row per element.
+CREATE OR REPLACE FUNCTION capacity._code_specs(p_codes jsonb)
+RETURNS SETOF capacity._code_spec
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    e       jsonb;
+    i       integer := 0;
+    v_key   text;
+    v_field text;
+    r       capacity._code_spec;
+BEGIN
+    IF p_codes IS NULL OR jsonb_typeof(p_codes) <> 'array' THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: codes must be a JSON array of objects'
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes')::text;
+    END IF;
+    FOR e IN SELECT value FROM jsonb_array_elements(p_codes) LOOP
+        v_field := format('codes[%s]', i);
+        IF jsonb_typeof(e) <> 'object' THEN
+            RAISE EXCEPTION 'VALIDATION_ERROR: % must be an object', v_field
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field)::text;
+        END IF;
+        SELECT k INTO v_key FROM jsonb_object_keys(e) AS k
+         WHERE k NOT IN ('code', 'max_uses', 'pool', 'is_active', 'expires_at', 'metadata') LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'VALIDATION_ERROR: %.% is not a known field', v_field, v_key
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.' || v_key)::text,
+                      HINT = 'Known fields: code, max_uses, pool, is_active, expires_at, metadata.';
+        END IF;
+        IF jsonb_typeof(e -> 'code') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION 'VALIDATION_ERROR: %.code must be a string', v_field
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.code')::text;
+        END IF;
+        r.code := capacity._require_code(e ->> 'code', v_field || '.code');
+        IF jsonb_typeof(e -> 'max_uses') IS DISTINCT FROM 'number'
+           OR (e ->> 'max_uses') !~ '^[0-9]{1,10}$' OR (e ->> 'max_uses')::bigint > 2147483647 THEN
+            RAISE EXCEPTION 'VALIDATION_ERROR: %.max_uses must be an integer between 0 and 2147483647', v_field
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.max_uses')::text;
+        END IF;
+        r.max_uses := (e ->> 'max_uses')::integer;
+        r.has_pool := e ? 'pool';
+        r.pool := CASE WHEN jsonb_typeof(e -> 'pool') = 'string' THEN capacity._require_pool(e ->> 'pool') END;
+        IF r.has_pool AND r.pool IS NULL THEN
+            PERFORM capacity._require_pool(NULL);
+        END IF;
+        r.has_active := e ? 'is_active';
+        IF r.has_active AND jsonb_typeof(e -> 'is_active') IS DISTINCT FROM 'boolean' THEN
+            RAISE EXCEPTION 'VALIDATION_ERROR: %.is_active must be true or false', v_field
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.is_active')::text;
+        END IF;
+        r.is_active := (e ->> 'is_active')::boolean;
+        r.has_expires := e ? 'expires_at';
+        r.expires_at := NULL;
+        IF r.has_expires AND jsonb_typeof(e -> 'expires_at') <> 'null' THEN
+            BEGIN
+                IF jsonb_typeof(e -> 'expires_at') <> 'string' THEN
+                    RAISE invalid_datetime_format;
+                END IF;
+                r.expires_at := (e ->> 'expires_at')::timestamptz;
+            EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
+                RAISE EXCEPTION 'VALIDATION_ERROR: %.expires_at must be an ISO 8601 timestamp or null', v_field
+                    USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.expires_at')::text;
+            END;
+        END IF;
+        r.has_metadata := e ? 'metadata';
+        r.metadata := e -> 'metadata';
+        IF r.has_metadata AND jsonb_typeof(r.metadata) <> 'object' THEN
+            RAISE EXCEPTION 'VALIDATION_ERROR: %.metadata must be a JSON object', v_field
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.metadata')::text;
+        END IF;
+        RETURN NEXT r;
+        i := i + 1;
+    END LOOP;
+END
+$$;
+
+-- Creates or updates many codes from a JSON array of
+-- {code, max_uses, pool?, is_active?, expires_at?, metadata?}. Absent optional keys keep
+-- the stored value. All or nothing: refuses max_uses below current usage
+-- (CAPACITY_BELOW_USAGE). A constant number of statements, whatever the batch size.
+CREATE OR REPLACE FUNCTION capacity.upsert_codes(codes jsonb)
+RETURNS TABLE (inserted integer, updated integer)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_specs   capacity._code_spec[];
+    v_pending text[];
+    v_dup     text;
+    v_bad     record;
+    v_n       integer;
+BEGIN
+    SELECT array_agg(s ORDER BY s.code) INTO v_specs
+      FROM capacity._code_specs(upsert_codes.codes) AS s;
+    SELECT s.code INTO v_dup FROM unnest(v_specs) AS s GROUP BY s.code HAVING count(*) > 1
+     ORDER BY s.code LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: code % appears more than once in codes', v_dup
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes', 'code', v_dup)::text;
+    END IF;
+    v_pending := array(SELECT s.code FROM unnest(v_specs) AS s);
+    inserted := 0;
+    updated := 0;
+    -- A concurrent upsert may create one of our new codes between our UPDATE and INSERT;
+    -- ON CONFLICT DO NOTHING then skips it and the next pass updates it.
+    FOR pass IN 1..3 LOOP
+        EXIT WHEN cardinality(v_pending) = 0;
+        -- Lock existing rows in code_id order (the documented lock order).
+        PERFORM 1 FROM capacity.codes AS c WHERE c.code = ANY (v_pending)
+          ORDER BY c.code_id FOR NO KEY UPDATE;
+        SELECT c.code, c.usage_count, s.max_uses AS new_max INTO v_bad
+          FROM capacity.codes AS c
+          JOIN unnest(v_specs) AS s ON s.code = c.code
+         WHERE c.code = ANY (v_pending) AND s.max_uses < c.usage_count
+         ORDER BY c.code LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'CAPACITY_BELOW_USAGE: code % has % uses; max_uses % would be below that',
+                            v_bad.code, v_bad.usage_count, v_bad.new_max
+                USING ERRCODE = 'CP009',
+                      DETAIL = jsonb_build_object('code', v_bad.code, 'usage_count', v_bad.usage_count,
+                                                  'max_uses', v_bad.new_max)::text,
+                      HINT = 'Raise max_uses, or release or revoke claims first.';
+        END IF;
+
+        WITH done AS (
+            UPDATE capacity.codes AS c
+               SET max_uses   = s.max_uses,
+                   pool       = CASE WHEN s.has_pool THEN s.pool ELSE c.pool END,
+                   is_active  = CASE WHEN s.has_active THEN s.is_active ELSE c.is_active END,
+                   expires_at = CASE WHEN s.has_expires THEN s.expires_at ELSE c.expires_at END,
+                   metadata   = CASE WHEN s.has_metadata THEN s.metadata ELSE c.metadata END,
+                   updated_at = now()
+              FROM unnest(v_specs) AS s
+             WHERE s.code = c.code AND c.code = ANY (v_pending)
+            RETURNING c.code
+        )
+        SELECT array(SELECT unnest(v_pending) EXCEPT SELECT code FROM done), (SELECT count(*) FROM done)
+          INTO v_pending, v_n;
+        updated := updated + v_n;
+
+        WITH added AS (
+            INSERT INTO capacity.codes AS c (code, max_uses, pool, is_active, expires_at, metadata)
+            SELECT s.code, s.max_uses, COALESCE(s.pool, 'default'), COALESCE(s.is_active, true),
+                   s.expires_at, COALESCE(s.metadata, '{}')
+              FROM unnest(v_specs) AS s
+             WHERE s.code = ANY (v_pending)
+             ORDER BY s.code
+            ON CONFLICT (code) DO NOTHING
+            RETURNING c.code
+        )
+        SELECT array(SELECT unnest(v_pending) EXCEPT SELECT code FROM added), (SELECT count(*) FROM added)
+          INTO v_pending, v_n;
+        inserted := inserted + v_n;
+    END LOOP;
+    IF cardinality(v_pending) > 0 THEN
+        RAISE EXCEPTION 'LOCK_CONTENDED: codes % kept changing under concurrent upserts', v_pending
+            USING ERRCODE = 'CP008', HINT = 'Retry the batch.';
+    END IF;
+    RETURN NEXT;
+END
+$$;

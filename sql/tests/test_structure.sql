@@ -1,0 +1,102 @@
+-- Structure: schema, tables, result types, and every public function's signature pinned.
+BEGIN;
+SELECT plan(64);
+
+SELECT has_schema('capacity', 'schema capacity exists');
+SELECT tables_are('capacity', ARRAY['codes', 'holders', 'claims', 'events', 'app_roles', 'migrations'],
+                  'capacity has exactly the expected tables');
+SELECT views_are('capacity', ARRAY['code_usage', 'holder_usage'], 'capacity has exactly the expected views');
+
+SELECT columns_are('capacity', 'codes',
+    ARRAY['code_id', 'code', 'pool', 'max_uses', 'usage_count', 'is_active', 'expires_at',
+          'metadata', 'created_at', 'updated_at'], 'codes columns');
+SELECT columns_are('capacity', 'claims',
+    ARRAY['claim_id', 'code_id', 'pool', 'holder', 'token', 'claimed_at', 'last_seen_at',
+          'released_at', 'end_reason'], 'claims columns');
+SELECT columns_are('capacity', 'holders',
+    ARRAY['pool', 'holder', 'active_claims', 'max_claims', 'updated_at'], 'holders columns');
+SELECT columns_are('capacity', 'events',
+    ARRAY['event_id', 'occurred_at', 'kind', 'code_id', 'code', 'pool', 'holder', 'claim_id',
+          'usage_after'], 'events columns');
+
+SELECT col_is_pk('capacity', 'codes', 'code_id', 'codes.code_id is the primary key');
+SELECT col_is_unique('capacity', 'codes', 'code', 'codes.code is unique');
+SELECT col_is_fk('capacity', 'claims', 'code_id', 'claims.code_id references codes');
+SELECT col_is_pk('capacity', 'holders', ARRAY['pool', 'holder'], 'holders key is (pool, holder)');
+SELECT has_check('capacity', 'codes', 'codes has CHECK constraints');
+SELECT has_index('capacity', 'claims', 'claims_one_active_per_holder', ARRAY['code_id', 'holder'],
+                 'one active claim per (code, holder) index');
+SELECT index_is_unique('capacity', 'claims', 'claims_one_active_per_holder', 'that index is unique');
+SELECT has_index('capacity', 'claims', 'claims_active_by_last_seen', ARRAY['last_seen_at'],
+                 'idle-claim scan index');
+SELECT has_index('capacity', 'claims', 'claims_active_by_holder', ARRAY['pool', 'holder'],
+                 'active claims per holder index');
+SELECT has_index('capacity', 'events', 'events_occurred_at', 'events time-range index');
+
+SELECT has_type('capacity', 'code_status', 'type code_status');
+SELECT has_type('capacity', 'claim_result', 'type claim_result');
+SELECT has_type('capacity', 'release_result', 'type release_result');
+SELECT has_type('capacity', 'expiry_result', 'type expiry_result');
+
+-- Public signatures (SPEC §3): names, argument types and results are the contract.
+SELECT has_function('capacity', 'claim', ARRAY['text', 'text', 'text'], 'claim(code, holder, lock_mode)');
+SELECT function_returns('capacity', 'claim', ARRAY['text', 'text', 'text'], 'capacity.claim_result', 'claim returns claim_result');
+SELECT has_function('capacity', 'release', ARRAY['bigint', 'uuid'], 'release(claim_id, token)');
+SELECT function_returns('capacity', 'release', ARRAY['bigint', 'uuid'], 'capacity.release_result', 'release(id) returns release_result');
+SELECT has_function('capacity', 'release', ARRAY['text', 'text'], 'release(code, holder)');
+SELECT function_returns('capacity', 'release', ARRAY['text', 'text'], 'capacity.release_result', 'release(code, holder) returns release_result');
+SELECT has_function('capacity', 'heartbeat', ARRAY['bigint', 'uuid'], 'heartbeat(claim_id, token)');
+SELECT function_returns('capacity', 'heartbeat', ARRAY['bigint', 'uuid'], 'timestamp with time zone', 'heartbeat returns timestamptz');
+SELECT has_function('capacity', 'check', ARRAY['text'], 'check(code)');
+SELECT function_returns('capacity', 'check', ARRAY['text'], 'capacity.code_status', 'check returns code_status');
+SELECT has_function('capacity', 'usage_batch', ARRAY['text[]'], 'usage_batch(codes)');
+SELECT function_returns('capacity', 'usage_batch', ARRAY['text[]'], 'setof capacity.code_status', 'usage_batch returns setof code_status');
+SELECT has_function('capacity', 'expire_idle_claims', ARRAY['interval', 'integer'], 'expire_idle_claims(idle, batch_size)');
+SELECT function_returns('capacity', 'expire_idle_claims', ARRAY['interval', 'integer'], 'capacity.expiry_result', 'expire_idle_claims returns expiry_result');
+SELECT has_function('capacity', 'upsert_codes', ARRAY['jsonb'], 'upsert_codes(codes)');
+SELECT function_returns('capacity', 'upsert_codes', ARRAY['jsonb'], 'setof record', 'upsert_codes returns (inserted, updated)');
+SELECT has_function('capacity', 'set_holder_limit', ARRAY['text', 'text', 'integer'], 'set_holder_limit(pool, holder, max_claims)');
+SELECT function_returns('capacity', 'set_holder_limit', ARRAY['text', 'text', 'integer'], 'void', 'set_holder_limit returns void');
+SELECT has_function('capacity', 'revoke_code', ARRAY['text'], 'revoke_code(code)');
+SELECT has_function('capacity', 'reconcile', ARRAY['boolean'], 'reconcile(fix)');
+SELECT has_function('capacity', 'error_codes', ARRAY[]::text[], 'error_codes()');
+SELECT has_function('capacity', 'version', ARRAY[]::text[], 'version()');
+SELECT function_returns('capacity', 'version', ARRAY[]::text[], 'text', 'version returns text');
+SELECT has_function('capacity', 'prune_events', ARRAY['interval', 'integer'], 'prune_events(older_than, batch_size)');
+SELECT has_function('capacity', 'grant_app_access', ARRAY['name'], 'grant_app_access(app_role)');
+
+-- Argument names are part of the API (named-argument calls).
+SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.claim(text,text,text)'::regprocedure),
+          ARRAY['code', 'holder', 'lock_mode'], 'claim argument names');
+SELECT is((SELECT pg_get_expr(proargdefaults, 0) FROM pg_proc WHERE oid = 'capacity.claim(text,text,text)'::regprocedure),
+          '''advisory''::text', 'claim defaults to the advisory lock mode');
+SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.expire_idle_claims(interval,integer)'::regprocedure),
+          ARRAY['idle', 'batch_size'], 'expire_idle_claims argument names');
+
+-- Security: every public function is SECURITY DEFINER with a pinned search_path.
+SELECT is_empty($$
+    SELECT p.oid::regprocedure::text FROM pg_proc p
+     WHERE p.pronamespace = 'capacity'::regnamespace AND p.proname !~ '^_'
+       AND p.proname <> 'grant_app_access' AND NOT p.prosecdef $$,
+    'every public function is SECURITY DEFINER');
+SELECT is_empty($$
+    SELECT p.oid::regprocedure::text FROM pg_proc p
+     WHERE p.pronamespace = 'capacity'::regnamespace AND p.proname !~ '^_'
+       AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false) $$,
+    'every public function pins search_path = pg_catalog, pg_temp');
+SELECT is_empty($$
+    SELECT p.oid::regprocedure::text FROM pg_proc p
+     WHERE p.pronamespace = 'capacity'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE') $$,
+    'PUBLIC cannot execute any capacity function');
+
+-- The view contracts (SPEC §3).
+SELECT has_column('capacity', 'code_usage', c, format('code_usage.%s', c))
+  FROM unnest(ARRAY['code', 'pool', 'is_active', 'expires_at', 'usage_count', 'max_uses', 'remaining',
+                    'utilisation', 'near_capacity', 'has_reached_limit', 'active_claims']) AS c;
+SELECT is(count(*)::integer, 5, 'holder_usage has the five contract columns')
+  FROM information_schema.columns
+ WHERE table_schema = 'capacity' AND table_name = 'holder_usage'
+   AND column_name IN ('pool', 'holder', 'active_claims', 'max_claims', 'has_reached_limit');
+
+SELECT * FROM finish();
+ROLLBACK;
