@@ -1,0 +1,114 @@
+"""Helpers for concurrency tests: many real connections started at once, exact audits."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+LOCK_MODES = ["wait", "nowait", "advisory"]
+
+# SQLSTATEs outside class CP that a caller must treat as "retry" (SPEC §3, Errors).
+CONTENTION = {"55P03": "LOCK_CONTENDED", "40001": "LOCK_CONTENDED"}
+
+
+def error_name(err: psycopg.Error) -> str:
+    """pgcapacity error name from the message prefix, else the raw SQLSTATE.
+
+    Deadlocks (40P01) are deliberately not folded into LOCK_CONTENDED here: the tests
+    must see them, because the lock order promises there are none.
+    """
+    state = err.sqlstate or ""
+    if state.startswith("CP"):
+        return str(err.diag.message_primary).split(":", 1)[0]
+    return CONTENTION.get(state, state)
+
+
+def call(conn: psycopg.Connection, sql: str, params: Any = None) -> tuple[str, tuple | None]:
+    """Runs one statement; returns ("ok", row) or (error name, None)."""
+    try:
+        return "ok", conn.execute(sql, params).fetchone()
+    except psycopg.Error as err:
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            conn.rollback()
+        return error_name(err), None
+
+
+def run_concurrently(conninfo: str, n: int, work: Callable[[int, psycopg.Connection], Any],
+                     timeout: float = 300) -> list[Any]:
+    """Opens n connections, then starts work(i, conn) on all of them at the same instant."""
+    conns = [psycopg.connect(conninfo, autocommit=True) for _ in range(n)]
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = work(i, conns[i])
+        except BaseException as err:  # re-raised in the main thread below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(n)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout)
+            if t.is_alive():
+                raise TimeoutError(f"a worker did not finish within {timeout}s")
+    finally:
+        for c in conns:
+            c.close()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def audit(conninfo: str) -> dict[str, int]:
+    """Asserts SPEC §3 guarantee 1 over the whole database; returns totals."""
+    with psycopg.connect(conninfo) as conn:
+        bad_codes = conn.execute("""
+            SELECT c.code, c.usage_count, c.max_uses, count(cl.claim_id)
+              FROM capacity.codes c
+              LEFT JOIN capacity.claims cl ON cl.code_id = c.code_id AND cl.released_at IS NULL
+             GROUP BY c.code_id
+            HAVING c.usage_count <> count(cl.claim_id) OR c.usage_count < 0 OR c.usage_count > c.max_uses
+        """).fetchall()
+        assert bad_codes == [], f"usage differs from active claims or capacity: {bad_codes}"
+        bad_holders = conn.execute("""
+            SELECT h.pool, h.holder, h.active_claims, h.max_claims, count(cl.claim_id)
+              FROM capacity.holders h
+              LEFT JOIN capacity.claims cl
+                ON cl.pool = h.pool AND cl.holder = h.holder AND cl.released_at IS NULL
+             GROUP BY h.pool, h.holder
+            HAVING h.active_claims <> count(cl.claim_id) OR h.active_claims > coalesce(h.max_claims, h.active_claims)
+        """).fetchall()
+        assert bad_holders == [], f"holder counters wrong or above limit: {bad_holders}"
+        orphans = conn.execute("""
+            SELECT count(*) FROM capacity.claims cl
+             WHERE cl.released_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM capacity.holders h WHERE h.pool = cl.pool AND h.holder = cl.holder)
+        """).fetchone()[0]
+        assert orphans == 0, "every active claim is counted by a holder row"
+        assert conn.execute("SELECT count(*) FROM capacity.reconcile()").fetchone()[0] == 0
+        # The event log tells the same story: claims minus endings equals usage.
+        by_events, usage = conn.execute("""
+            SELECT (SELECT count(*) FILTER (WHERE kind = 'claimed')
+                         - count(*) FILTER (WHERE kind IN ('released', 'expired', 'revoked') AND claim_id IS NOT NULL)
+                      FROM capacity.events),
+                   (SELECT coalesce(sum(usage_count), 0) FROM capacity.codes)
+        """).fetchone()
+        assert by_events == usage, f"event log says {by_events} units in use, codes say {usage}"
+        return {"usage": int(usage)}
+
+
+def reset(conninfo: str, codes: list[dict]) -> None:
+    """Empties the capacity tables and creates the given codes."""
+    import json
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("TRUNCATE capacity.events, capacity.claims, capacity.holders, capacity.codes")
+        conn.execute("SELECT capacity.upsert_codes(%s::jsonb)", (json.dumps(codes),))
