@@ -22,8 +22,8 @@ pgtap: setup ## run sql/tests with pg_prove against DATABASE_URL (installs pgTAP
 	pg_prove -d "$(DATABASE_URL)" sql/tests/test_*.sql
 
 lint: setup ## ruff over the Python code
-	$(BIN)/ruff check api tests
-	$(BIN)/ruff format --check api tests
+	$(BIN)/ruff check api tests conftest.py
+	$(BIN)/ruff format --check api tests conftest.py
 
 run: setup ## serve the HTTP API (not available yet: see the HTTP issue)
 	@echo "make run: the HTTP API is not built yet; 'make test' exercises the SQL core."

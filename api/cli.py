@@ -29,8 +29,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     changed = [(name, what) for name, what in outcomes if what != "unchanged"]
     for name, what in changed if not args.verbose else outcomes:
         print(f"{what:>10}  {name}")
-    print(f"pgcapacity {__version__}: {len(changed)} step(s) applied, "
-          f"{len(outcomes) - len(changed)} unchanged")
+    print(
+        f"pgcapacity {__version__}: {len(changed)} step(s) applied, "
+        f"{len(outcomes) - len(changed)} unchanged"
+    )
     return 0
 
 

@@ -20,7 +20,10 @@ import psycopg
 from api import __version__
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-INSTALL_LOCK = (1885823856, -2)  # (pgcapacity namespace, installer) - see capacity._lock_namespace()
+INSTALL_LOCK = (
+    1885823856,
+    -2,
+)  # (pgcapacity namespace, installer) - see capacity._lock_namespace()
 
 
 def sql_dir() -> Path:
@@ -156,7 +159,12 @@ def bundle(root: Path | None = None) -> str:
             f"SELECT * FROM pg_temp.pgcapacity_apply({_literal(step.name)}, {_literal(step.kind)}, "
             f"{_literal(step.checksum)}, {_dollar_quote(step.sql)});"
         )
-    parts += [FINISH, "DROP FUNCTION pg_temp.pgcapacity_apply(text, text, text, text);", "COMMIT;", ""]
+    parts += [
+        FINISH,
+        "DROP FUNCTION pg_temp.pgcapacity_apply(text, text, text, text);",
+        "COMMIT;",
+        "",
+    ]
     return "\n".join(parts)
 
 

@@ -79,7 +79,9 @@ def _run(cmd: list, **kwargs) -> None:
     """Runs a server tool; on failure the error carries the tool's own output."""
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
     if done.returncode != 0:
-        raise RuntimeError(f"{Path(cmd[0]).name} failed ({done.returncode}): {done.stderr or done.stdout}")
+        raise RuntimeError(
+            f"{Path(cmd[0]).name} failed ({done.returncode}): {done.stderr or done.stdout}"
+        )
 
 
 @dataclass
@@ -112,21 +114,52 @@ def start_local(bindir: Path, datadir: Path | None = None, *, durable: bool = Fa
         if datadir.exists():
             os.chown(datadir, uid, gid)
     if not (datadir / "PG_VERSION").exists():
-        _run([bindir / "initdb", "-D", datadir, "-U", "postgres", "--auth=trust", "-E", "UTF8",
-              "--no-sync", "--locale=C"], **run_as)
+        _run(
+            [
+                bindir / "initdb",
+                "-D",
+                datadir,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ],
+            **run_as,
+        )
     port = free_port()
     settings = SERVER_SETTINGS | ({} if durable else TEST_ONLY_SETTINGS)
     opts = " ".join(f"-c {k}={v}" for k, v in settings.items())
     log = base / "server.log"
     try:
-        _run([bindir / "pg_ctl", "-D", datadir, "-l", log, "-w", "-t", "60",
-              "-o", f"-p {port} -k {sockdir} {opts}", "start"], **run_as)
+        _run(
+            [
+                bindir / "pg_ctl",
+                "-D",
+                datadir,
+                "-l",
+                log,
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {port} -k {sockdir} {opts}",
+                "start",
+            ],
+            **run_as,
+        )
     except RuntimeError as err:
         raise RuntimeError(f"{err}\n{log.read_text() if log.exists() else ''}") from None
 
     def stop() -> None:
-        subprocess.run([bindir / "pg_ctl", "-D", datadir, "-m", "fast", "-w", "stop"],
-                       capture_output=True, check=False, **run_as)
+        subprocess.run(
+            [bindir / "pg_ctl", "-D", datadir, "-m", "fast", "-w", "stop"],
+            capture_output=True,
+            check=False,
+            **run_as,
+        )
         if temporary:
             shutil.rmtree(base, ignore_errors=True)
 

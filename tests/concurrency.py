@@ -36,8 +36,9 @@ def call(conn: psycopg.Connection, sql: str, params: Any = None) -> tuple[str, t
         return error_name(err), None
 
 
-def run_concurrently(conninfo: str, n: int, work: Callable[[int, psycopg.Connection], Any],
-                     timeout: float = 300) -> list[Any]:
+def run_concurrently(
+    conninfo: str, n: int, work: Callable[[int, psycopg.Connection], Any], timeout: float = 300
+) -> list[Any]:
     """Opens n connections, then starts work(i, conn) on all of them at the same instant."""
     conns = [psycopg.connect(conninfo, autocommit=True) for _ in range(n)]
     barrier = threading.Barrier(n)

@@ -20,7 +20,9 @@ from tests.concurrency import LOCK_MODES, audit, call, reset, run_concurrently
 CLAIM = "SELECT claim_id, already_held, usage_count FROM capacity.claim(%s, %s, %s)"
 
 
-def claim_until_answered(conn: psycopg.Connection, code: str, holder: str, mode: str) -> tuple[str, tuple | None, int]:
+def claim_until_answered(
+    conn: psycopg.Connection, code: str, holder: str, mode: str
+) -> tuple[str, tuple | None, int]:
     """A claim retried while it answers LOCK_CONTENDED; returns (outcome, row, retries)."""
     for retries in itertools.count():
         outcome, row = call(conn, CLAIM, (code, holder, mode))
@@ -94,8 +96,11 @@ def test_concurrent_double_release_returns_one_unit(db):
             if i % 2:  # half release by id, half by (code, holder)
                 outcome, row = call(conn, "SELECT released FROM capacity.release(%s)", (claim_id,))
             else:
-                outcome, row = call(conn, "SELECT released FROM capacity.release('REL', 'h' || %s)",
-                                    (ids.index(claim_id),))
+                outcome, row = call(
+                    conn,
+                    "SELECT released FROM capacity.release('REL', 'h' || %s)",
+                    (ids.index(claim_id),),
+                )
             assert outcome == "ok", outcome
             released += row[0]
         return released
@@ -103,16 +108,24 @@ def test_concurrent_double_release_returns_one_unit(db):
     assert sum(run_concurrently(db, 32, work)) == 60, "each claim released exactly once"
     assert audit(db)["usage"] == 0
     with psycopg.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM capacity.events WHERE kind = 'released'").fetchone()[0] == 60
+        assert (
+            conn.execute("SELECT count(*) FROM capacity.events WHERE kind = 'released'").fetchone()[
+                0
+            ]
+            == 60
+        )
 
 
 def test_expiry_during_heartbeats_and_claims(db):
     """Nothing live is expired, nothing is expired twice, counts stay exact."""
     reset(db, [{"code": f"ROOM-{i}", "max_uses": 1000} for i in range(20)])
     with psycopg.connect(db, autocommit=True) as conn:
-        stale = [r[0] for r in conn.execute(
-            "SELECT (capacity.claim('ROOM-' || (i % 20), 'old-' || i)).claim_id FROM generate_series(0, 1999) i"
-        ).fetchall()]
+        stale = [
+            r[0]
+            for r in conn.execute(
+                "SELECT (capacity.claim('ROOM-' || (i % 20), 'old-' || i)).claim_id FROM generate_series(0, 1999) i"
+            ).fetchall()
+        ]
         conn.execute("UPDATE capacity.claims SET last_seen_at = now() - interval '2 hours'")
     heartbeaten: set[int] = set()
     fresh: list[int] = []
@@ -125,7 +138,8 @@ def test_expiry_during_heartbeats_and_claims(db):
         if i == 0:  # the expiry runner, in small batches, until nothing is left
             while True:
                 expired, _, _, more = conn.execute(
-                    "SELECT * FROM capacity.expire_idle_claims('1 hour', 50)").fetchone()
+                    "SELECT * FROM capacity.expire_idle_claims('1 hour', 50)"
+                ).fetchone()
                 with guard:
                     expired_total += expired
                 if not more:
@@ -139,7 +153,9 @@ def test_expiry_during_heartbeats_and_claims(db):
                     with guard:
                         heartbeaten.add(claim_id)
             else:  # fresh claims and releases on the same codes
-                outcome, row = call(conn, CLAIM, (f"ROOM-{rnd.randrange(20)}", f"new-{i}-{n}", "advisory"))
+                outcome, row = call(
+                    conn, CLAIM, (f"ROOM-{rnd.randrange(20)}", f"new-{i}-{n}", "advisory")
+                )
                 assert outcome == "ok", outcome
                 with guard:
                     fresh.append(row[0])
@@ -147,9 +163,15 @@ def test_expiry_during_heartbeats_and_claims(db):
 
     run_concurrently(db, 16, work)
     with psycopg.connect(db, autocommit=True) as conn:
-        expired_total += conn.execute("SELECT expired FROM capacity.expire_idle_claims('1 hour', 100000)").fetchone()[0]
-        expired = {r[0] for r in conn.execute(
-            "SELECT claim_id FROM capacity.claims WHERE end_reason = 'expired'").fetchall()}
+        expired_total += conn.execute(
+            "SELECT expired FROM capacity.expire_idle_claims('1 hour', 100000)"
+        ).fetchone()[0]
+        expired = {
+            r[0]
+            for r in conn.execute(
+                "SELECT claim_id FROM capacity.claims WHERE end_reason = 'expired'"
+            ).fetchall()
+        }
         twice = conn.execute("""SELECT claim_id FROM capacity.events WHERE kind = 'expired'
                                 GROUP BY claim_id HAVING count(*) > 1""").fetchall()
     assert heartbeaten, "the test must exercise heartbeats on idle claims"

@@ -29,7 +29,9 @@ def test_every_raised_cp_code_is_listed_with_a_matching_name(conn):
         ):
             raised += 1
             assert code in listed, f"{name}: {code} is not in error_codes()"
-            assert listed[code] == message, f"{name}: message says {message} but {code} is {listed[code]}"
+            assert listed[code] == message, (
+                f"{name}: message says {message} but {code} is {listed[code]}"
+            )
     assert raised > 20
 
 

@@ -19,7 +19,10 @@ REPO = Path(__file__).resolve().parent.parent
 def psql(conninfo: str, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo, *args],
-        input=input, capture_output=True, text=True, check=False,
+        input=input,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -94,7 +97,9 @@ def test_edited_migration_is_refused_and_nothing_changes(new_database, tmp_path)
         "CREATE OR REPLACE FUNCTION capacity.version() RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$;"
     )
     with psycopg.connect(db, autocommit=True) as conn:
-        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="was edited after it was applied"):
+        with pytest.raises(
+            psycopg.errors.ObjectNotInPrerequisiteState, match="was edited after it was applied"
+        ):
             list(_run_bundle(conn, installer.bundle(root)))
         conn.execute("ROLLBACK")  # the bundle's own transaction is left aborted
         assert conn.execute("SELECT capacity.version()").fetchone()[0] == __version__
@@ -117,7 +122,7 @@ def test_badly_named_migrations_are_refused(tmp_path):
     root = tmp_path / "sql"
     shutil.copytree(installer.sql_dir(), root)
     (root / "migrations" / "2_oops.sql").write_text("SELECT 1;")
-    with pytest.raises(ValueError, match="badly named migration 2_oops.sql"):
+    with pytest.raises(ValueError, match=r"badly named migration 2_oops\.sql"):
         installer.steps(root)
     (root / "migrations" / "2_oops.sql").unlink()
     (root / "migrations" / "0001_duplicate.sql").write_text("SELECT 1;")
@@ -145,15 +150,24 @@ def test_dba_path_psql_install_then_pg_prove(new_database):
     db = new_database(empty=True)
     install_sql = subprocess.run(
         [str(Path(shutil.which("pgcapacity") or REPO / ".venv/bin/pgcapacity")), "sql"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert psql(db, "-f", "-", input=install_sql).returncode == 0
     assert psql(db, "-c", "CREATE EXTENSION pgtap").returncode == 0
     uri = psycopg.conninfo.conninfo_to_dict(db)
-    env = {"PGHOST": uri["host"], "PGPORT": str(uri["port"]), "PGUSER": uri["user"],
-           "PGDATABASE": uri["dbname"], "PATH": "/usr/bin:/bin"}
+    env = {
+        "PGHOST": uri["host"],
+        "PGPORT": str(uri["port"]),
+        "PGUSER": uri["user"],
+        "PGDATABASE": uri["dbname"],
+        "PATH": "/usr/bin:/bin",
+    }
     tests = sorted(str(p) for p in (REPO / "sql" / "tests").glob("test_*.sql"))
-    done = subprocess.run(["pg_prove", *tests], capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run(
+        ["pg_prove", *tests], capture_output=True, text=True, env=env, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All tests successful." in done.stdout
 

@@ -52,28 +52,44 @@ def test_mixed_random_workload(db):
             op = rnd.choices(list(ALLOWED), weights=[40, 15, 10, 15, 3, 4, 4, 1])[0]
             code, holder = rnd.choice(CODES), rnd.choice(HOLDERS)
             if op == "claim":
-                outcome, row = call(conn, "SELECT claim_id, already_held FROM capacity.claim(%s, %s, %s)",
-                                    (code, holder, rnd.choice(LOCK_MODES)))
+                outcome, row = call(
+                    conn,
+                    "SELECT claim_id, already_held FROM capacity.claim(%s, %s, %s)",
+                    (code, holder, rnd.choice(LOCK_MODES)),
+                )
                 if outcome == "ok":
                     mine.append(row[0])
                     seen["claimed"] += not row[1]
             elif op == "release_id" and mine:
-                outcome, row = call(conn, "SELECT released FROM capacity.release(%s)", (mine.pop(rnd.randrange(len(mine))),))
+                outcome, row = call(
+                    conn,
+                    "SELECT released FROM capacity.release(%s)",
+                    (mine.pop(rnd.randrange(len(mine))),),
+                )
                 seen["released"] += bool(row and row[0])
             elif op == "release_holder":
-                outcome, row = call(conn, "SELECT released FROM capacity.release(%s, %s)", (code, holder))
+                outcome, row = call(
+                    conn, "SELECT released FROM capacity.release(%s, %s)", (code, holder)
+                )
                 seen["released"] += bool(row and row[0])
             elif op == "heartbeat" and mine:
                 outcome, _ = call(conn, "SELECT capacity.heartbeat(%s)", (rnd.choice(mine),))
             elif op == "expire":
-                outcome, row = call(conn, "SELECT expired FROM capacity.expire_idle_claims('50 milliseconds', 200)")
+                outcome, row = call(
+                    conn, "SELECT expired FROM capacity.expire_idle_claims('50 milliseconds', 200)"
+                )
                 seen["expired"] += row[0] if row else 0
             elif op == "upsert":
                 spec = [{"code": code, "max_uses": rnd.randint(0, 14), "is_active": True}]
-                outcome, _ = call(conn, "SELECT capacity.upsert_codes(%s::jsonb)", (json.dumps(spec),))
+                outcome, _ = call(
+                    conn, "SELECT capacity.upsert_codes(%s::jsonb)", (json.dumps(spec),)
+                )
             elif op == "limit":
-                outcome, _ = call(conn, "SELECT capacity.set_holder_limit(%s, %s, %s)",
-                                  (rnd.choice(POOLS), holder, rnd.choice([None, 1, 2, 3])))
+                outcome, _ = call(
+                    conn,
+                    "SELECT capacity.set_holder_limit(%s, %s, %s)",
+                    (rnd.choice(POOLS), holder, rnd.choice([None, 1, 2, 3])),
+                )
             elif op == "revoke":
                 outcome, row = call(conn, "SELECT revoked FROM capacity.revoke_code(%s)", (code,))
                 seen["revoked"] += row[0] if row else 0
@@ -91,6 +107,8 @@ def test_mixed_random_workload(db):
     assert tally[("claim", "ok")] > 1000, f"the workload must really run: {tally}"
     assert tally[("claim", "CODE_FULL")] > 0 and tally[("expire", "ok")] > 0, tally
     usage = audit(db)["usage"]
-    assert usage == units["claimed"] - units["released"] - units["expired"] - units["revoked"], units
+    assert usage == units["claimed"] - units["released"] - units["expired"] - units["revoked"], (
+        units
+    )
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM capacity.reconcile()").fetchone()[0] == 0

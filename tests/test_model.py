@@ -46,10 +46,20 @@ class Model:
         return sum(c.active and c.code == code for c in self.claims.values())
 
     def held(self, pool: str, holder: str) -> int:
-        return sum(c.active and c.holder == holder and POOL_OF[c.code] == pool for c in self.claims.values())
+        return sum(
+            c.active and c.holder == holder and POOL_OF[c.code] == pool
+            for c in self.claims.values()
+        )
 
     def active_claim(self, code: str, holder: str) -> int | None:
-        return next((i for i, c in self.claims.items() if c.active and (c.code, c.holder) == (code, holder)), None)
+        return next(
+            (
+                i
+                for i, c in self.claims.items()
+                if c.active and (c.code, c.holder) == (code, holder)
+            ),
+            None,
+        )
 
     def claim_outcome(self, code: str, holder: str) -> str:
         if code not in self.codes:
@@ -73,14 +83,18 @@ class CapacityMachine(RuleBasedStateMachine):
         super().__init__()
         self.model = Model()
         self.conn = psycopg.connect(self.conninfo, autocommit=True)
-        self.conn.execute("TRUNCATE capacity.events, capacity.claims, capacity.holders, capacity.codes")
+        self.conn.execute(
+            "TRUNCATE capacity.events, capacity.claims, capacity.holders, capacity.codes"
+        )
 
     def teardown(self):
         self.conn.close()
 
     @rule(code=st.sampled_from(CODES), max_uses=st.integers(0, 3), active=st.booleans())
     def upsert(self, code, max_uses, active):
-        spec = json.dumps([{"code": code, "max_uses": max_uses, "is_active": active, "pool": POOL_OF[code]}])
+        spec = json.dumps(
+            [{"code": code, "max_uses": max_uses, "is_active": active, "pool": POOL_OF[code]}]
+        )
         outcome, _ = call(self.conn, "SELECT * FROM capacity.upsert_codes(%s::jsonb)", (spec,))
         if code in self.model.codes and max_uses < self.model.usage(code):
             assert outcome == "CAPACITY_BELOW_USAGE"
@@ -88,12 +102,19 @@ class CapacityMachine(RuleBasedStateMachine):
             assert outcome == "ok"
             self.model.codes[code] = Code(max_uses, active)
 
-    @rule(code=st.sampled_from(CODES), holder=st.sampled_from(HOLDERS), mode=st.sampled_from(LOCK_MODES))
+    @rule(
+        code=st.sampled_from(CODES),
+        holder=st.sampled_from(HOLDERS),
+        mode=st.sampled_from(LOCK_MODES),
+    )
     def claim(self, code, holder, mode):
         expected = self.model.claim_outcome(code, holder)
         existing = self.model.active_claim(code, holder) if code in self.model.codes else None
-        outcome, row = call(self.conn, "SELECT claim_id, already_held FROM capacity.claim(%s, %s, %s)",
-                            (code.lower(), holder, mode))
+        outcome, row = call(
+            self.conn,
+            "SELECT claim_id, already_held FROM capacity.claim(%s, %s, %s)",
+            (code.lower(), holder, mode),
+        )
         assert outcome == expected
         if outcome == "ok":
             claim_id, already_held = row
@@ -115,7 +136,9 @@ class CapacityMachine(RuleBasedStateMachine):
 
     @rule(code=st.sampled_from(CODES), holder=st.sampled_from(HOLDERS))
     def release_by_holder(self, code, holder):
-        outcome, row = call(self.conn, "SELECT released FROM capacity.release(%s, %s)", (code, holder))
+        outcome, row = call(
+            self.conn, "SELECT released FROM capacity.release(%s, %s)", (code, holder)
+        )
         if code not in self.model.codes:
             assert outcome == "CODE_NOT_FOUND"
             return
@@ -133,10 +156,15 @@ class CapacityMachine(RuleBasedStateMachine):
             assert row[0] == self.model.claims[claim_id].active
             self.model.claims[claim_id].active = False
 
-    @rule(pool=st.sampled_from(["default", "bills"]), holder=st.sampled_from(HOLDERS),
-          limit=st.one_of(st.none(), st.integers(0, 2)))
+    @rule(
+        pool=st.sampled_from(["default", "bills"]),
+        holder=st.sampled_from(HOLDERS),
+        limit=st.one_of(st.none(), st.integers(0, 2)),
+    )
     def set_limit(self, pool, holder, limit):
-        outcome, _ = call(self.conn, "SELECT capacity.set_holder_limit(%s, %s, %s)", (pool, holder, limit))
+        outcome, _ = call(
+            self.conn, "SELECT capacity.set_holder_limit(%s, %s, %s)", (pool, holder, limit)
+        )
         if limit is not None and limit < self.model.held(pool, holder):
             assert outcome == "CAPACITY_BELOW_USAGE"
         else:
@@ -159,8 +187,11 @@ class CapacityMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def make_idle(self, data):
         claim_id = data.draw(st.sampled_from(sorted(self.model.claims)))
-        self.conn.execute("UPDATE capacity.claims SET last_seen_at = now() - interval '2 hours'"
-                          " WHERE claim_id = %s", (claim_id,))
+        self.conn.execute(
+            "UPDATE capacity.claims SET last_seen_at = now() - interval '2 hours'"
+            " WHERE claim_id = %s",
+            (claim_id,),
+        )
         self.model.claims[claim_id].idle = True
 
     @precondition(lambda self: self.model.claims)
@@ -174,22 +205,34 @@ class CapacityMachine(RuleBasedStateMachine):
     @rule()
     def expire(self):
         due = [c for c in self.model.claims.values() if c.active and c.idle]
-        outcome, row = call(self.conn, "SELECT expired, more_pending FROM capacity.expire_idle_claims('1 hour')")
+        outcome, row = call(
+            self.conn, "SELECT expired, more_pending FROM capacity.expire_idle_claims('1 hour')"
+        )
         assert outcome == "ok" and row == (len(due), False)
         for c in due:
             c.active = False
 
     @invariant()
     def counters_match_the_model(self):
-        rows = self.conn.execute("SELECT code, usage_count, max_uses, is_active FROM capacity.codes").fetchall()
+        rows = self.conn.execute(
+            "SELECT code, usage_count, max_uses, is_active FROM capacity.codes"
+        ).fetchall()
         assert {r[0]: (r[1], r[2], r[3]) for r in rows} == {
-            code: (self.model.usage(code), c.max_uses, c.active) for code, c in self.model.codes.items()
+            code: (self.model.usage(code), c.max_uses, c.active)
+            for code, c in self.model.codes.items()
         }
         for code in self.model.codes:
-            status = self.conn.execute("SELECT can_claim, reason FROM capacity.check(%s)", (code,)).fetchone()
+            status = self.conn.execute(
+                "SELECT can_claim, reason FROM capacity.check(%s)", (code,)
+            ).fetchone()
             blocked = self.model.claim_outcome(code, "nobody-with-a-claim")
-            assert status == (blocked == "ok", None if blocked in ("ok", "HOLDER_LIMIT_EXCEEDED") else blocked)
-        holders = self.conn.execute("SELECT pool, holder, active_claims FROM capacity.holders").fetchall()
+            assert status == (
+                blocked == "ok",
+                None if blocked in ("ok", "HOLDER_LIMIT_EXCEEDED") else blocked,
+            )
+        holders = self.conn.execute(
+            "SELECT pool, holder, active_claims FROM capacity.holders"
+        ).fetchall()
         for pool, holder, active in holders:
             assert active == self.model.held(pool, holder)
 
@@ -202,6 +245,10 @@ def machine(db):
 
 def test_operations_follow_the_model(machine):
     test = machine.TestCase
-    test.settings = settings(max_examples=60, stateful_step_count=40, deadline=None,
-                             suppress_health_check=[HealthCheck.too_slow])
+    test.settings = settings(
+        max_examples=60,
+        stateful_step_count=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     test().runTest()

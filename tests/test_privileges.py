@@ -23,13 +23,21 @@ def app(db: str) -> str:
 
 def test_app_role_runs_every_operation(app):
     with psycopg.connect(app, autocommit=True) as conn:
-        claim = conn.execute("SELECT claim_id, token FROM capacity.claim('PRIV', 'alice')").fetchone()
+        claim = conn.execute(
+            "SELECT claim_id, token FROM capacity.claim('PRIV', 'alice')"
+        ).fetchone()
         conn.execute("SELECT capacity.heartbeat(%s, %s)", claim)
         assert conn.execute("SELECT can_claim FROM capacity.check('PRIV')").fetchone() == (True,)
-        assert conn.execute("SELECT count(*) FROM capacity.usage_batch(ARRAY['PRIV'])").fetchone() == (1,)
-        assert conn.execute("SELECT usage_count FROM capacity.code_usage WHERE code = 'PRIV'").fetchone() == (1,)
+        assert conn.execute(
+            "SELECT count(*) FROM capacity.usage_batch(ARRAY['PRIV'])"
+        ).fetchone() == (1,)
+        assert conn.execute(
+            "SELECT usage_count FROM capacity.code_usage WHERE code = 'PRIV'"
+        ).fetchone() == (1,)
         assert conn.execute("SELECT count(*) FROM capacity.holder_usage").fetchone() == (1,)
-        assert conn.execute("SELECT released FROM capacity.release(%s, %s)", claim).fetchone() == (True,)
+        assert conn.execute("SELECT released FROM capacity.release(%s, %s)", claim).fetchone() == (
+            True,
+        )
         conn.execute("""SELECT capacity.upsert_codes('[{"code": "PRIV2", "max_uses": 1}]')""")
         conn.execute("SELECT capacity.set_holder_limit('default', 'alice', 2)")
         conn.execute("SELECT * FROM capacity.expire_idle_claims()")
@@ -54,9 +62,11 @@ def test_app_role_runs_every_operation(app):
     ],
 )
 def test_app_role_cannot_touch_tables_or_private_functions(app, statement):
-    with psycopg.connect(app, autocommit=True) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute(statement)
+    with (
+        psycopg.connect(app, autocommit=True) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute(statement)
 
 
 def test_grants_are_renewed_by_an_upgrade(app, db):

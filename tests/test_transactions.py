@@ -27,7 +27,9 @@ def code(db):
 
 def usage(db) -> int:
     with psycopg.connect(db) as conn:
-        return conn.execute("SELECT usage_count FROM capacity.codes WHERE code = 'TXN'").fetchone()[0]
+        return conn.execute("SELECT usage_count FROM capacity.codes WHERE code = 'TXN'").fetchone()[
+            0
+        ]
 
 
 def test_rollback_undoes_the_claim_and_the_callers_write(db):
@@ -67,7 +69,9 @@ def test_an_open_claim_transaction_makes_others_wait_bounded_by_lock_timeout(db)
             with pytest.raises(psycopg.errors.LockNotAvailable):
                 second.execute("SELECT capacity.claim('TXN', 'b', %s)", (mode,))
         first.commit()
-        assert second.execute("SELECT usage_count FROM capacity.claim('TXN', 'b')").fetchone() == (2,)
+        assert second.execute("SELECT usage_count FROM capacity.claim('TXN', 'b')").fetchone() == (
+            2,
+        )
         with raises_sqlstate("CP005"):
             second.execute("SELECT capacity.claim('TXN', 'c', 'wait')")
     assert usage(db) == 2
@@ -80,4 +84,6 @@ def test_nowait_gives_up_with_lock_contended_while_a_transaction_holds_the_code(
         with raises_sqlstate("CP008", match="LOCK_CONTENDED: code TXN stayed locked after 3"):
             other.execute("SELECT capacity.claim('TXN', 'b', 'nowait')")
         holder.rollback()
-        assert other.execute("SELECT usage_count FROM capacity.claim('TXN', 'b', 'nowait')").fetchone() == (1,)
+        assert other.execute(
+            "SELECT usage_count FROM capacity.claim('TXN', 'b', 'nowait')"
+        ).fetchone() == (1,)
