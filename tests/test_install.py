@@ -156,14 +156,13 @@ def test_dba_path_psql_install_then_pg_prove(new_database):
     ).stdout
     assert psql(db, "-f", "-", input=install_sql).returncode == 0
     assert psql(db, "-c", "CREATE EXTENSION pgtap").returncode == 0
-    uri = psycopg.conninfo.conninfo_to_dict(db)
-    env = {
-        "PGHOST": uri["host"],
-        "PGPORT": str(uri["port"]),
-        "PGUSER": uri["user"],
-        "PGDATABASE": uri["dbname"],
-        "PATH": "/usr/bin:/bin",
+    params = psycopg.conninfo.conninfo_to_dict(db)
+    env = {"PATH": "/usr/bin:/bin"} | {
+        f"PG{key.upper()}": str(params[key])
+        for key in ("host", "port", "user", "dbname")
+        if key in params
     }
+    env["PGDATABASE"] = env.pop("PGDBNAME")
     tests = sorted(str(p) for p in (REPO / "sql" / "tests").glob("test_*.sql"))
     done = subprocess.run(
         ["pg_prove", *tests], capture_output=True, text=True, env=env, check=False
