@@ -20,10 +20,8 @@ import psycopg
 from api import __version__
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-INSTALL_LOCK = (
-    1885823856,
-    -2,
-)  # (pgcapacity namespace, installer) - see capacity._lock_namespace()
+# (pgcapacity namespace, installer) - see capacity._lock_namespace()
+INSTALL_LOCK = (1885823856, -2)
 
 
 def sql_dir() -> Path:
@@ -168,11 +166,12 @@ def bundle(root: Path | None = None) -> str:
     return "\n".join(parts)
 
 
-def migrate(conninfo: str) -> list[tuple[str, str]]:
-    """Installs or upgrades pgcapacity; returns (step, outcome) for every step."""
+def migrate(conninfo: str, root: Path | None = None) -> list[tuple[str, str]]:
+    """Installs or upgrades pgcapacity (from `root`, default: the packaged SQL);
+    returns (step, outcome) for every step."""
     outcomes: list[tuple[str, str]] = []
     with psycopg.connect(conninfo, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(bundle().encode())
+        cur.execute(bundle(root).encode())
         while True:
             if cur.description and [c.name for c in cur.description] == ["step", "outcome"]:
                 outcomes.extend(cur.fetchall())

@@ -172,9 +172,8 @@ def _provide_pgtap_to_embedded(extension_dir: Path) -> None:
     if (extension_dir / "pgtap.control").exists():
         return
     for source in sorted(Path("/usr/share/postgresql").glob("*/extension"), reverse=True):
-        files = list(source.glob("pgtap*")) + list(source.glob("uninstall_pgtap.sql"))
         if (source / "pgtap.control").exists():
-            for f in files:
+            for f in [*source.glob("pgtap*"), *source.glob("uninstall_pgtap.sql")]:
                 shutil.copy(f, extension_dir / f.name)
             return
 

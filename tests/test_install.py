@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import psycopg
@@ -12,6 +11,7 @@ import pytest
 
 from api import __version__, installer
 from tests.catalog import snapshot
+from tests.concurrency import run_concurrently
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,21 +53,8 @@ def test_installing_twice_changes_nothing(new_database):
 def test_concurrent_installers_both_succeed_with_one_result(new_database):
     db, reference = new_database(empty=True), new_database(empty=True)
     installer.migrate(reference)
-    barrier, results, errors = threading.Barrier(4), [], []
-
-    def install():
-        barrier.wait()
-        try:
-            results.append(installer.migrate(db))
-        except Exception as err:  # collected and asserted below
-            errors.append(err)
-
-    threads = [threading.Thread(target=install) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    # run_concurrently re-raises the first installer error, so all four must succeed.
+    results = run_concurrently(db, 4, lambda _i, _conn: installer.migrate(db))
     applied = [outcome for run in results for _, outcome in run if outcome == "applied"]
     assert len(applied) == len(installer.steps()), "every step applied exactly once in total"
     assert snapshot(db)["functions"] == snapshot(reference)["functions"]
@@ -80,9 +67,9 @@ def test_changed_function_file_is_reapplied(new_database, tmp_path):
     installer.migrate(db)
     version_file = root / "functions" / "version.sql"
     version_file.write_text(version_file.read_text().replace(f"'{__version__}'", "'9.9.9'"))
-    with psycopg.connect(db, autocommit=True) as conn:
-        outcomes = [r for r in _run_bundle(conn, installer.bundle(root)) if r[1] != "unchanged"]
-        assert outcomes == [("functions/version.sql", "reapplied")]
+    outcomes = [r for r in installer.migrate(db, root) if r[1] != "unchanged"]
+    assert outcomes == [("functions/version.sql", "reapplied")]
+    with psycopg.connect(db) as conn:
         assert conn.execute("SELECT capacity.version()").fetchone()[0] == "9.9.9"
 
 
@@ -96,12 +83,11 @@ def test_edited_migration_is_refused_and_nothing_changes(new_database, tmp_path)
     (root / "functions" / "version.sql").write_text(
         "CREATE OR REPLACE FUNCTION capacity.version() RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$;"
     )
-    with psycopg.connect(db, autocommit=True) as conn:
-        with pytest.raises(
-            psycopg.errors.ObjectNotInPrerequisiteState, match="was edited after it was applied"
-        ):
-            list(_run_bundle(conn, installer.bundle(root)))
-        conn.execute("ROLLBACK")  # the bundle's own transaction is left aborted
+    with pytest.raises(
+        psycopg.errors.ObjectNotInPrerequisiteState, match="was edited after it was applied"
+    ):
+        installer.migrate(db, root)
+    with psycopg.connect(db) as conn:
         assert conn.execute("SELECT capacity.version()").fetchone()[0] == __version__
 
 
@@ -169,13 +155,3 @@ def test_dba_path_psql_install_then_pg_prove(new_database):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All tests successful." in done.stdout
-
-
-def _run_bundle(conn: psycopg.Connection, sql: str):
-    with conn.cursor() as cur:
-        cur.execute(sql.encode())
-        while True:
-            if cur.description and [c.name for c in cur.description] == ["step", "outcome"]:
-                yield from cur.fetchall()
-            if not cur.nextset():
-                break

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from api import installer
+from tests.test_install import psql
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +83,6 @@ def test_grants_are_renewed_by_an_upgrade(app, db):
 
 def test_roles_sql_documented_setup_works(db):
     """sql/roles.sql is the documented role setup a DBA runs with psql."""
-    from pathlib import Path
-
-    from tests.test_install import psql
-
     roles_sql = Path(installer.sql_dir(), "roles.sql")
     done = psql(db, "-v", "app_password=secret-for-test", "-f", str(roles_sql))
     assert done.returncode == 0, done.stderr
