@@ -25,8 +25,8 @@ lint: setup ## ruff over the Python code
 	$(BIN)/ruff check api tests conftest.py
 	$(BIN)/ruff format --check api tests conftest.py
 
-run: setup ## serve the HTTP API (not available yet: see the HTTP issue)
-	@echo "make run: the HTTP API is not built yet; 'make test' exercises the SQL core."
+run: setup ## serve the API on 127.0.0.1:8000 (embedded PostgreSQL in ./.pgdata unless DATABASE_URL is set)
+	$(BIN)/pgcapacity serve --embedded .pgdata --migrate --demo-token
 
 bench: setup ## benchmarks (not available yet: see the performance issue)
 	@echo "make bench: not available yet."
@@ -35,4 +35,4 @@ sql: setup ## print the install SQL for psql -f
 	@$(BIN)/pgcapacity sql
 
 clean: ## remove the virtualenv and caches
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis  # ./.pgdata (make run's database) is kept

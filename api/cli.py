@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 import psycopg
 
@@ -66,6 +67,34 @@ def cmd_expire_idle(args: argparse.Namespace) -> int:
             time.sleep(args.every)
 
 
+def cmd_refresh(args: argparse.Namespace) -> int:
+    with psycopg.connect(_database_url(), autocommit=True) as conn:
+        while True:
+            refreshed, at, reason = conn.execute(
+                "SELECT * FROM capacity.refresh_dashboard(%s)", (args.force,)
+            ).fetchone()
+            print(f"dashboard {'refreshed' if refreshed else 'unchanged'} ({reason}), as of {at}")
+            if not args.every:
+                return 0
+            time.sleep(args.every)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.serve import serve  # the web stack is only imported when serving
+    from api.settings import SettingsError
+
+    try:
+        return serve(
+            embedded_dir=Path(args.embedded) if args.embedded else None,
+            migrate=args.migrate,
+            demo_token=args.demo_token,
+            log_level=args.log_level,
+        )
+    except SettingsError as err:
+        print(f"pgcapacity serve: {err}", file=sys.stderr)
+        return 2
+
+
 def cmd_not_yet(args: argparse.Namespace) -> int:
     print(f"pgcapacity {args.command}: not available yet in {__version__}", file=sys.stderr)
     return 2
@@ -83,8 +112,21 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--idle", default="30 minutes", help="idle interval (default: 30 minutes)")
     e.add_argument("--batch-size", type=int, default=1000)
     e.add_argument("--every", type=float, default=0, help="repeat every N seconds")
-    for name in ("serve", "refresh", "bench"):
-        sub.add_parser(name, help="not available yet")
+    r = sub.add_parser("refresh", help="refresh capacity.dashboard if stale (for cron users)")
+    r.add_argument("--force", action="store_true", help="refresh even if nothing changed")
+    r.add_argument("--every", type=float, default=0, help="repeat every N seconds")
+    v = sub.add_parser("serve", help="serve the HTTP API (PGCAPACITY_* settings, see README)")
+    v.add_argument(
+        "--embedded", metavar="DIR", help="without DATABASE_URL: embedded PostgreSQL in DIR"
+    )
+    v.add_argument("--migrate", action="store_true", help="install or upgrade the SQL first")
+    v.add_argument(
+        "--demo-token",
+        action="store_true",
+        help="generate an admin token (kept in DIR/admin-token) if none is set",
+    )
+    v.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub.add_parser("bench", help="not available yet")
     return p
 
 
@@ -93,6 +135,8 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "status": cmd_status,
     "expire-idle": cmd_expire_idle,
+    "refresh": cmd_refresh,
+    "serve": cmd_serve,
 }
 
 

@@ -42,11 +42,12 @@ RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 BEGIN
-    IF raw IS NULL OR pg_catalog.char_length(raw) NOT BETWEEN 1 AND 256 OR raw ~ '[[:cntrl:]]' THEN
+    IF raw IS NULL OR pg_catalog.char_length(raw) NOT BETWEEN 1 AND 256 OR raw ~ '[[:cntrl:]]'
+       OR raw !~ '[^[:space:]]' THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: holder % is not valid', capacity._quote_input(raw)
             USING ERRCODE = 'CP001',
                   DETAIL = pg_catalog.jsonb_build_object('field', 'holder')::text,
-                  HINT = 'A holder is 1-256 characters of text without control characters.';
+                  HINT = 'A holder is 1-256 characters of text, not only spaces, without control characters.';
     END IF;
     RETURN raw;
 END

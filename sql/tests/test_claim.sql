@@ -1,6 +1,6 @@
 -- claim(): success, idempotency, normalisation, every refusal with its SQLSTATE.
 BEGIN;
-SELECT plan(34);
+SELECT plan(35);
 
 SELECT lives_ok($$ SELECT * FROM capacity.upsert_codes('[
     {"code": "class-7a", "max_uses": 2},
@@ -43,6 +43,7 @@ SELECT throws_ok($$ SELECT capacity.claim(NULL, 'alice') $$, 'CP001', NULL, 'a n
 SELECT throws_ok($$ SELECT capacity.claim(repeat('A', 65), 'alice') $$, 'CP001', NULL, 'a 65-character code is refused');
 SELECT throws_ok($$ SELECT capacity.claim('CLASS-7A', '') $$, 'CP001', NULL, 'an empty holder is refused');
 SELECT throws_ok($$ SELECT capacity.claim('CLASS-7A', NULL) $$, 'CP001', NULL, 'a null holder is refused');
+SELECT throws_ok($$ SELECT capacity.claim('CLASS-7A', '   ') $$, 'CP001', NULL, 'a holder of spaces only is refused');
 SELECT throws_ok($$ SELECT capacity.claim('CLASS-7A', repeat('h', 257)) $$, 'CP001', NULL, 'a 257-character holder is refused');
 SELECT throws_ok($$ SELECT capacity.claim('CLASS-7A', E'bad\nholder') $$, 'CP001', NULL, 'a holder with a control character is refused');
 SELECT throws_ok($$ SELECT capacity.claim('CLASS-7A', 'x', 'fast') $$, 'CP001',

@@ -1,11 +1,13 @@
 -- Structure: schema, tables, result types, and every public function's signature pinned.
 BEGIN;
-SELECT plan(64);
+SELECT plan(69);
 
 SELECT has_schema('capacity', 'schema capacity exists');
-SELECT tables_are('capacity', ARRAY['codes', 'holders', 'claims', 'events', 'app_roles', 'migrations'],
+SELECT tables_are('capacity', ARRAY['codes', 'holders', 'claims', 'events', 'app_roles', 'migrations',
+                                    'dashboard_stale', 'dashboard_refreshes'],
                   'capacity has exactly the expected tables');
 SELECT views_are('capacity', ARRAY['code_usage', 'holder_usage'], 'capacity has exactly the expected views');
+SELECT materialized_views_are('capacity', ARRAY['dashboard'], 'capacity has exactly one materialized view, the dashboard');
 
 SELECT columns_are('capacity', 'codes',
     ARRAY['code_id', 'code', 'pool', 'max_uses', 'usage_count', 'is_active', 'expires_at',
@@ -64,6 +66,7 @@ SELECT has_function('capacity', 'version', ARRAY[]::text[], 'version()');
 SELECT function_returns('capacity', 'version', ARRAY[]::text[], 'text', 'version returns text');
 SELECT has_function('capacity', 'prune_events', ARRAY['interval', 'integer'], 'prune_events(older_than, batch_size)');
 SELECT has_function('capacity', 'grant_app_access', ARRAY['name'], 'grant_app_access(app_role)');
+SELECT has_function('capacity', 'refresh_dashboard', ARRAY['boolean', 'interval'], 'refresh_dashboard(force, max_age)');
 
 -- Argument names are part of the API (named-argument calls).
 SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.claim(text,text,text)'::regprocedure),
@@ -97,6 +100,19 @@ SELECT is(count(*)::integer, 5, 'holder_usage has the five contract columns')
   FROM information_schema.columns
  WHERE table_schema = 'capacity' AND table_name = 'holder_usage'
    AND column_name IN ('pool', 'holder', 'active_claims', 'max_claims', 'has_reached_limit');
+
+SELECT columns_are('capacity', 'dashboard',
+    ARRAY['pool', 'codes', 'active_codes', 'full_codes', 'near_capacity_codes', 'units_used',
+          'units_total', 'active_claims', 'claims_last_hour', 'expiries_last_hour', 'refreshed_at'],
+    'dashboard columns (SPEC §3)');
+SELECT has_index('capacity', 'dashboard', 'dashboard_pool', ARRAY['pool'],
+                 'dashboard has the unique index REFRESH CONCURRENTLY needs');
+-- The change feed is statement-level: one trigger call per writing statement, not per row.
+SELECT is((SELECT count(*)::integer FROM pg_trigger
+            WHERE tgrelid = 'capacity.codes'::regclass AND NOT tgisinternal
+              AND tgfoid = 'capacity._codes_changed()'::regprocedure
+              AND tgtype & 1 = 0),
+          4, 'codes has four statement-level change-feed triggers (insert, update, delete, truncate)');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,0 +1,88 @@
+"""The Litestar application: `create_app(settings)`."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from api import __version__
+from api.background import DashboardRefresher, Listener, running
+from api.cache import ResultCache
+from api.db import make_pool
+from api.errors import ErrorCatalog, handle_exception
+from api.metrics import Metrics, MetricsMiddleware
+from api.routes.admin import AdminController
+from api.routes.claims import ClaimsController
+from api.routes.codes import CodesController
+from api.routes.ops import HealthController, MetricsController
+from api.routes.reads import DashboardController, UsageController
+from api.service import Capacity
+from api.settings import Settings
+
+DESCRIPTION = """Capacity limits enforced inside PostgreSQL. Every operation is one call of a
+`capacity.*` SQL function; errors carry the name, SQLSTATE and status of
+`capacity.error_codes()`. Writes need `Authorization: Bearer <token>`; release and heartbeat
+also need the claim's `X-Claim-Token`."""
+
+
+def create_app(settings: Settings) -> Litestar:
+    pool = make_pool(settings)
+    cache = ResultCache(settings.cache_size, settings.cache_ttl_ms)
+    service = Capacity(pool, cache, settings.lock_mode)
+    listener = Listener(settings.listen_url or settings.database_url, cache)
+    refresher = DashboardRefresher(service, settings.dashboard_refresh_ms)
+    metrics = Metrics(cache, lambda: pool)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar):
+        await pool.open(wait=True, timeout=max(settings.pool_timeout_ms / 1000, 10))
+        try:
+            async with pool.connection() as conn:
+                app.state.catalog = await ErrorCatalog.load(conn)
+            async with running(listener.run(), refresher.run()):
+                yield
+        finally:
+            await pool.close()
+
+    state = State(
+        {
+            "settings": settings,
+            "pool": pool,
+            "cache": cache,
+            "service": service,
+            "listener": listener,
+            "refresher": refresher,
+            "metrics": metrics,
+            "started": time.monotonic(),
+        }
+    )
+    return Litestar(
+        route_handlers=[
+            CodesController,
+            ClaimsController,
+            UsageController,
+            DashboardController,
+            AdminController,
+            HealthController,
+            MetricsController,
+        ],
+        state=state,
+        lifespan=[lifespan],
+        middleware=[MetricsMiddleware()],
+        exception_handlers={Exception: handle_exception},
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="pgcapacity",
+            version=__version__,
+            description=DESCRIPTION,
+            path="/docs",
+            components=Components(
+                security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
+            ),
+        ),
+    )

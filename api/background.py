@@ -1,0 +1,91 @@
+"""Background work of a running API: hearing other instances' writes, refreshing the dashboard.
+
+* The listener holds one dedicated session (LISTEN cannot live in a pooled connection) on
+  channel ``pgcapacity_changes``; the codes trigger sends the changed codes there. After a
+  lost connection the whole cache is dropped (notifications may have been missed) and the
+  listener reconnects with capped backoff.
+* The refresher calls ``capacity.refresh_dashboard()`` every PGCAPACITY_DASHBOARD_REFRESH_MS;
+  the call is a cheap no-op unless writes marked the dashboard stale, which bounds its
+  staleness to about one interval plus the refresh time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import psycopg
+
+from api.cache import ResultCache
+from api.db import listen_connection
+
+log = logging.getLogger("pgcapacity.api")
+CHANNEL = "pgcapacity_changes"
+
+
+def apply_notification(cache: ResultCache, payload: str) -> None:
+    if payload == "#dashboard":
+        cache.invalidate_dashboard()
+    elif payload == "*":
+        cache.clear()
+    elif payload:
+        cache.invalidate(payload.split(","))
+
+
+class Listener:
+    def __init__(self, url: str, cache: ResultCache):
+        self.url = url
+        self.cache = cache
+        self.connected = asyncio.Event()
+        self.notifications = 0
+
+    async def run(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                conn = await listen_connection(self.url)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.cache.clear()  # whatever happened while we were not listening
+                    self.connected.set()
+                    delay = 0.1
+                    async for note in conn.notifies():
+                        self.notifications += 1
+                        apply_notification(self.cache, note.payload)
+            except psycopg.Error as err:
+                log.warning("change listener lost its connection (%s); retrying", err)
+            self.connected.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+class DashboardRefresher:
+    def __init__(self, service, interval_ms: int):
+        self.service = service
+        self.interval = interval_ms / 1000
+        self.last_result: dict | None = None
+        self.failures = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                self.last_result = await self.service.refresh_dashboard()
+            except Exception as err:  # keep refreshing after a transient failure
+                self.failures += 1
+                log.warning("dashboard refresh failed: %s", err)
+            await asyncio.sleep(self.interval)
+
+
+@contextlib.asynccontextmanager
+async def running(*coroutines):
+    """Runs the coroutines as tasks for the duration of the block, then cancels them."""
+    tasks = [asyncio.create_task(c) for c in coroutines]
+    try:
+        yield tasks
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

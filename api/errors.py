@@ -1,0 +1,157 @@
+"""The one place where failures become HTTP answers.
+
+Names, SQLSTATEs and statuses come from ``capacity.error_codes()`` (loaded once at start-up),
+so the SQL, the HTTP API and the docs cannot disagree. Every answer has the shape
+``{"error": {"code", "message", "sqlstate", "details"}}``; nothing escapes as a bare 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+import psycopg
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from psycopg_pool import PoolTimeout
+
+log = logging.getLogger("pgcapacity.api")
+
+RETRY_AFTER_SECONDS = "1"
+# Statuses Litestar raises by itself, and the catalog name each one is reported under.
+HTTP_STATUS_NAMES = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    name: str
+    sqlstate: str
+    http_status: int
+    description: str
+
+
+# Only used if the database's catalog lacks a name (an older schema): never a bare crash.
+LAST_RESORT = ErrorKind("INTERNAL_ERROR", "CP016", 500, "unexpected failure")
+
+
+@dataclass
+class ErrorCatalog:
+    """capacity.error_codes(), indexed by name and by SQLSTATE (aliases included)."""
+
+    by_name: dict[str, ErrorKind] = field(default_factory=dict)
+    by_sqlstate: dict[str, ErrorKind] = field(default_factory=dict)
+
+    @classmethod
+    async def load(cls, conn: psycopg.AsyncConnection) -> ErrorCatalog:
+        cur = await conn.execute(
+            "SELECT name, sqlstate, http_status, description, aliases FROM capacity.error_codes()"
+        )
+        catalog = cls()
+        for row in await cur.fetchall():
+            kind = ErrorKind(row["name"], row["sqlstate"], row["http_status"], row["description"])
+            catalog.by_name[kind.name] = kind
+            for state in (kind.sqlstate, *row["aliases"]):
+                catalog.by_sqlstate[state] = kind
+        return catalog
+
+    def kind(self, name: str) -> ErrorKind:
+        return self.by_name.get(name) or LAST_RESORT
+
+
+class ApiError(Exception):
+    """A failure with a catalog name; rendered by `render`."""
+
+    def __init__(self, name: str, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.name = name
+        self.message = message
+        self.details = details or {}
+
+
+def _db_details(err: psycopg.Error) -> dict:
+    """DETAIL is JSON in pgcapacity's own errors; HINT rides along."""
+    details: dict = {}
+    diag = err.diag
+    if diag.message_detail:
+        try:
+            parsed = json.loads(diag.message_detail)
+            details = parsed if isinstance(parsed, dict) else {"detail": parsed}
+        except ValueError:
+            details = {"detail": diag.message_detail}
+    if diag.message_hint:
+        details["hint"] = diag.message_hint
+    return details
+
+
+def from_database(err: psycopg.Error, catalog: ErrorCatalog) -> ApiError:
+    kind = catalog.by_sqlstate.get(err.sqlstate or "")
+    if kind is None and (err.sqlstate or "").startswith("22"):
+        kind = catalog.kind("VALIDATION_ERROR")  # data exceptions: the input was unusable
+    if kind is None and isinstance(err, psycopg.OperationalError):
+        kind = catalog.kind("SERVICE_UNAVAILABLE")  # connection lost, server shutting down
+    if kind is None:
+        log.error("unexpected database error %s: %s", err.sqlstate, err)
+        return ApiError("INTERNAL_ERROR", "unexpected database error; nothing was changed")
+    message = err.diag.message_primary or str(err)
+    if kind.name == "SERVICE_UNAVAILABLE" and err.sqlstate == "57014":
+        message = "the statement timed out (PGCAPACITY_STATEMENT_TIMEOUT_MS); nothing was changed"
+    return ApiError(kind.name, message, _db_details(err))
+
+
+def from_http(exc: HTTPException) -> ApiError:
+    name = HTTP_STATUS_NAMES.get(exc.status_code, "INTERNAL_ERROR")
+    details: dict = {}
+    if isinstance(exc, ValidationException) and exc.extra:
+        details["problems"] = exc.extra
+    message = exc.detail
+    if exc.status_code == 413:
+        message = "request body too large"
+    return ApiError(name, message, details)
+
+
+def render(error: ApiError, catalog: ErrorCatalog) -> Response:
+    kind = catalog.kind(error.name)
+    headers = {}
+    if kind.http_status == 503:
+        headers["Retry-After"] = RETRY_AFTER_SECONDS
+    if kind.http_status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="pgcapacity"'
+    body = {
+        "error": {
+            "code": kind.name,
+            "message": error.message,
+            "sqlstate": kind.sqlstate,
+            "details": error.details,
+        }
+    }
+    return Response(body, status_code=kind.http_status, headers=headers)
+
+
+def handle_exception(request: Request, exc: Exception) -> Response:
+    """Litestar's exception handler for every exception type."""
+    catalog: ErrorCatalog = request.app.state.catalog
+    if isinstance(exc, ApiError):
+        error = exc
+    elif isinstance(exc, PoolTimeout):  # before psycopg.Error: it is an OperationalError
+        error = ApiError(
+            "SERVICE_UNAVAILABLE",
+            "no database connection became free in time (pool exhausted or database down); retry",
+        )
+    elif isinstance(exc, psycopg.Error):
+        error = from_database(exc, catalog)
+    elif isinstance(exc, HTTPException):
+        error = from_http(exc)
+    else:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        error = ApiError("INTERNAL_ERROR", "unexpected error; nothing was changed")
+    request.state.error_name = error.name
+    return render(error, catalog)

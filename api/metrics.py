@@ -1,0 +1,186 @@
+"""Prometheus metrics and the /v1/performance windows, fed by one ASGI middleware.
+
+Each app owns its registry (two apps in one process do not collide). The performance
+windows keep 10-second buckets per operation for the last hour, each with a small
+log-scale latency histogram, so memory is bounded whatever the request rate.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+BUCKET_SECONDS = 10
+HORIZON_SECONDS = 3600
+WINDOWS = {"1m": 60, "5m": 300, "1h": 3600}
+# Latency bin upper edges in ms (log scale, 0.25 ms .. ~65 s); the last bin is open.
+EDGES_MS = [0.25 * 2 ** (i / 2) for i in range(37)]
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass
+class _Bucket:
+    count: int = 0
+    failures: int = 0
+    total_ms: float = 0.0
+    max_in_flight: int = 0
+    in_flight_sum: int = 0
+    bins: list[int] = field(default_factory=lambda: [0] * (len(EDGES_MS) + 1))
+
+
+class PerformanceWindows:
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
+        self._buckets: dict[str, dict[int, _Bucket]] = defaultdict(dict)
+        self.in_flight = 0
+
+    def record(self, operation: str, ms: float, ok: bool, in_flight: int) -> None:
+        slot = int(self._clock() // BUCKET_SECONDS)
+        buckets = self._buckets[operation]
+        b = buckets.get(slot)
+        if b is None:
+            b = buckets[slot] = _Bucket()
+            for old in [s for s in buckets if s <= slot - HORIZON_SECONDS // BUCKET_SECONDS]:
+                del buckets[old]
+        b.count += 1
+        b.failures += 0 if ok else 1
+        b.total_ms += ms
+        b.max_in_flight = max(b.max_in_flight, in_flight)
+        b.in_flight_sum += in_flight
+        b.bins[bisect.bisect_left(EDGES_MS, ms)] += 1
+
+    def reset(self) -> None:
+        self._buckets.clear()
+
+    @staticmethod
+    def _percentile(bins: list[int], total: int, q: float) -> float | None:
+        if not total:
+            return None
+        rank, seen = q * total, 0
+        for i, n in enumerate(bins):
+            seen += n
+            if seen >= rank:
+                return round(EDGES_MS[min(i, len(EDGES_MS) - 1)], 3)
+        return round(EDGES_MS[-1], 3)
+
+    def summary(self, operation: str, seconds: int) -> dict:
+        now_slot = int(self._clock() // BUCKET_SECONDS)
+        first = now_slot - seconds // BUCKET_SECONDS + 1
+        picked = [b for s, b in self._buckets.get(operation, {}).items() if s >= first]
+        count = sum(b.count for b in picked)
+        failures = sum(b.failures for b in picked)
+        bins = [sum(col) for col in zip(*(b.bins for b in picked), strict=False)] or []
+        return {
+            "requests": count,
+            "success_rate": round(1 - failures / count, 4) if count else None,
+            "avg_ms": round(sum(b.total_ms for b in picked) / count, 3) if count else None,
+            "p50_ms": self._percentile(bins, count, 0.50),
+            "p95_ms": self._percentile(bins, count, 0.95),
+            "p99_ms": self._percentile(bins, count, 0.99),
+            "throughput_per_minute": round(count * 60 / seconds, 2),
+            "avg_concurrency": round(sum(b.in_flight_sum for b in picked) / count, 2)
+            if count
+            else 0,
+            "max_concurrency": max((b.max_in_flight for b in picked), default=0),
+        }
+
+    def operations(self) -> list[str]:
+        return sorted(self._buckets)
+
+
+class Metrics:
+    """The Prometheus registry of one app; `reset()` starts every series again from zero."""
+
+    def __init__(self, cache, pool_getter):
+        self._cache = cache
+        self._pool_getter = pool_getter
+        self.windows = PerformanceWindows()
+        self.reset()
+
+    def reset(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Histogram(
+            "pgcapacity_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.outcomes = Counter(
+            "pgcapacity_operations",
+            "Operation outcomes by error name (ok when it succeeded)",
+            ["operation", "outcome"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "pgcapacity_http_requests_in_flight", "Requests being served", registry=self.registry
+        )
+        self.registry.register(_StateCollector(self._cache, self._pool_getter))
+        self.windows.reset()
+
+
+class _StateCollector:
+    """Cache and pool figures, read when Prometheus scrapes."""
+
+    def __init__(self, cache, pool_getter):
+        self._cache = cache
+        self._pool_getter = pool_getter
+
+    def collect(self):
+        stats = self._cache.stats()
+        for name, value, text in (
+            ("hits", stats.hits, "cache hits"),
+            ("misses", stats.misses, "cache misses"),
+            ("evictions", stats.evictions, "LRU evictions"),
+            ("invalidations", stats.invalidations, "invalidations (local writes and NOTIFY)"),
+            ("entries", stats.size, "entries in the cache"),
+        ):
+            yield GaugeMetricFamily(f"pgcapacity_cache_{name}", text, value=value)
+        pool = self._pool_getter()
+        if pool is not None:
+            g = GaugeMetricFamily("pgcapacity_pool", "psycopg-pool statistics", labels=["stat"])
+            for key, value in pool.get_stats().items():
+                g.add_metric([key], value)
+            yield g
+
+
+class MetricsMiddleware(ASGIMiddleware):
+    """Times every HTTP request; /v1 operations also feed the performance windows."""
+
+    scopes = ("http",)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        metrics: Metrics = scope["app"].state.metrics
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        metrics.windows.in_flight += 1
+        metrics.in_flight.inc()
+        in_flight = metrics.windows.in_flight
+        started = time.perf_counter()
+        try:
+            await next_app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.windows.in_flight -= 1
+            metrics.in_flight.dec()
+            route = scope.get("path_template") or "unmatched"
+            metrics.requests.labels(scope["method"], route, str(status)).observe(elapsed)
+            handler = scope.get("route_handler")
+            operation = getattr(handler, "operation_id", None)
+            if isinstance(operation, str) and route.startswith("/v1/"):
+                error = scope.get("state", {}).get("error_name")
+                metrics.outcomes.labels(operation, error or "ok").inc()
+                metrics.windows.record(operation, elapsed * 1000, status < 500, in_flight)

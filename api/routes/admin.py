@@ -1,0 +1,117 @@
+"""Admin actions: need the admin token; disabled (403) when PGCAPACITY_ADMIN_TOKEN is unset."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from litestar import Controller, post, put
+from litestar.datastructures import State
+from litestar.params import JSONBody
+
+from api.auth import require_admin
+from api.routes.common import BEARER, CodePath, errors, service
+from api.schemas import (
+    ExpireRequest,
+    ExpiryResult,
+    HolderLimit,
+    HolderLimitRequest,
+    RevokeResult,
+    UpsertCodesRequest,
+    UpsertResult,
+)
+
+ADMIN_ERRORS = errors(400, 401, 403, 409, 413, 503)
+
+
+class AdminController(Controller):
+    path = "/v1/admin"
+    tags = ["admin"]
+    guards = [require_admin]
+    security = BEARER
+
+    @post(
+        "/codes",
+        operation_id="upsertCodes",
+        status_code=200,
+        responses=ADMIN_ERRORS,
+        summary="Create or update codes in one batch",
+    )
+    async def upsert_codes(self, state: State, data: JSONBody[UpsertCodesRequest]) -> UpsertResult:
+        """One statement for the whole batch, all or nothing. Absent keys keep stored values
+        on update; `max_uses` below current usage is CAPACITY_BELOW_USAGE."""
+        return await service(state).upsert_codes(data.codes)
+
+    @post(
+        "/codes/{code:str}/revoke",
+        operation_id="revokeCode",
+        status_code=200,
+        responses=ADMIN_ERRORS | errors(404),
+        summary="Deactivate a code, end its claims",
+    )
+    async def revoke(self, state: State, code: CodePath) -> RevokeResult:
+        """Deactivates the code and ends its active claims (`end_reason = revoked`)."""
+        return await service(state).revoke(code)
+
+    @put(
+        "/holder-limits",
+        operation_id="setHolderLimit",
+        responses=ADMIN_ERRORS,
+        summary="Set or remove a holder's limit in a pool",
+    )
+    async def set_holder_limit(
+        self, state: State, data: JSONBody[HolderLimitRequest]
+    ) -> HolderLimit:
+        """`max_claims: null` means unlimited; a limit below the holder's active claims is
+        CAPACITY_BELOW_USAGE."""
+        await service(state).set_holder_limit(data.pool, data.holder, data.max_claims)
+        return HolderLimit(data.pool, data.holder, data.max_claims)
+
+    @post(
+        "/expire",
+        operation_id="expireIdleClaims",
+        status_code=200,
+        responses=ADMIN_ERRORS,
+        summary="End claims idle for longer than idle_seconds",
+    )
+    async def expire(
+        self, state: State, data: JSONBody[ExpireRequest | None] = None
+    ) -> ExpiryResult:
+        """One batch of capacity.expire_idle_claims(); call again while `more_pending`."""
+        data = data or ExpireRequest()
+        return await service(state).expire_idle(data.idle_seconds, data.batch_size)
+
+    @post(
+        "/dashboard/refresh",
+        operation_id="refreshDashboard",
+        status_code=200,
+        responses=ADMIN_ERRORS,
+        summary="Refresh the dashboard now",
+    )
+    async def refresh_dashboard(self, state: State) -> dict:
+        """Forces capacity.refresh_dashboard(force => true)."""
+        return await service(state).refresh_dashboard(force=True)
+
+    @post(
+        "/cache/clear",
+        operation_id="clearCache",
+        status_code=200,
+        responses=ADMIN_ERRORS,
+        summary="Drop every cached result",
+    )
+    async def clear_cache(self, state: State) -> dict:
+        """Returns the cache statistics from just before the clear."""
+        before = asdict(state.cache.stats())
+        state.cache.clear()
+        return {"cleared": True, "before": before}
+
+    @post(
+        "/metrics/reset",
+        operation_id="resetMetrics",
+        status_code=200,
+        responses=ADMIN_ERRORS,
+        summary="Reset Prometheus series and performance windows",
+    )
+    async def reset_metrics(self, state: State) -> dict:
+        """Counters restart from zero (Prometheus treats it as a restart)."""
+        state.metrics.reset()
+        return {"reset": True}

@@ -1,0 +1,41 @@
+"""Claims: release, heartbeat. Both need the claim's token (ids are guessable)."""
+
+from __future__ import annotations
+
+from litestar import Controller, delete, post
+from litestar.datastructures import State
+
+from api.auth import require_writer
+from api.routes.common import BEARER, ClaimId, ClaimToken, errors, service
+from api.schemas import Heartbeat, Release
+
+
+class ClaimsController(Controller):
+    path = "/v1/claims"
+    tags = ["claims"]
+    guards = [require_writer]
+    security = BEARER
+
+    @delete(
+        "/{claim_id:int}",
+        operation_id="releaseClaim",
+        status_code=200,
+        responses=errors(400, 401, 403, 404, 503),
+        summary="Release a claim",
+    )
+    async def release(self, state: State, claim_id: ClaimId, token: ClaimToken) -> Release:
+        """Gives the unit back. Idempotent: releasing an ended claim answers 200 with
+        `released: false` and changes nothing. A wrong token is CLAIM_NOT_FOUND."""
+        return await service(state).release(claim_id, token)
+
+    @post(
+        "/{claim_id:int}/heartbeat",
+        operation_id="heartbeatClaim",
+        status_code=200,
+        responses=errors(400, 401, 403, 404, 503),
+        summary="Keep a claim alive",
+    )
+    async def heartbeat(self, state: State, claim_id: ClaimId, token: ClaimToken) -> Heartbeat:
+        """Refreshes `last_seen_at` so idle expiry leaves the claim alone. CLAIM_NOT_FOUND
+        when the claim has ended (released, expired, revoked): claim again."""
+        return await service(state).heartbeat(claim_id, token)

@@ -1,0 +1,53 @@
+"""Codes: check one, claim a unit."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, get, post
+from litestar.datastructures import State
+from litestar.params import JSONBody
+
+from api.auth import require_writer
+from api.errors import ApiError
+from api.routes.common import BEARER, CodePath, errors, service
+from api.schemas import Claim, ClaimRequest, CodeStatus
+
+
+class CodesController(Controller):
+    path = "/v1/codes"
+    tags = ["codes"]
+
+    @get(
+        "/{code:str}",
+        operation_id="checkCode",
+        responses=errors(400, 404),
+        summary="Status of a code",
+    )
+    async def check(self, state: State, code: CodePath) -> CodeStatus:
+        """Usage, remaining units and whether a claim would succeed now (`can_claim`, and
+        `reason`: the error a claim would get). Takes no lock; served from the cache for up
+        to PGCAPACITY_CACHE_TTL_MS, and invalidated at once by writes to the code."""
+        status = await service(state).check(code)
+        if not status.found:
+            raise ApiError(
+                "CODE_NOT_FOUND",
+                f"CODE_NOT_FOUND: code {status.code} does not exist",
+                {"code": status.code},
+            )
+        return status
+
+    @post(
+        "/{code:str}/claims",
+        operation_id="claimCode",
+        guards=[require_writer],
+        security=BEARER,
+        responses=errors(400, 401, 403, 404, 409, 410, 503),
+        summary="Claim one unit of a code",
+    )
+    async def claim(
+        self, state: State, code: CodePath, data: JSONBody[ClaimRequest]
+    ) -> Response[Claim]:
+        """Atomically takes one unit for `holder`: 201 with the claim (keep `claim_id` and
+        `token`: release and heartbeat need both). Claiming again while holding the code
+        returns the same claim with 200 and `already_held: true`, using no extra unit."""
+        claim = await service(state).claim(code, data.holder, data.lock_mode)
+        return Response(claim, status_code=200 if claim.already_held else 201)

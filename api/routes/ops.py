@@ -1,0 +1,166 @@
+"""Operations: health checks, Prometheus metrics, performance windows."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+from litestar import Controller, Response, get
+from litestar.datastructures import State
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api import __version__
+from api.db import fetch_one, round_trip_ms
+from api.metrics import WINDOWS
+
+
+async def _database(state: State) -> dict:
+    """Round trip and installed schema version; never raises."""
+    try:
+        ms = await round_trip_ms(state.pool)
+        row = await fetch_one(state.pool, "SELECT capacity.version() AS version")
+        return {"reachable": True, "round_trip_ms": round(ms, 3), "schema_version": row["version"]}
+    except Exception as err:
+        return {"reachable": False, "error": str(err).strip()[:300]}
+
+
+def _verdict(db: dict, state: State) -> tuple[str, list[str]]:
+    advice: list[str] = []
+    if not db["reachable"]:
+        return "unhealthy", ["the database is unreachable: check DATABASE_URL and the server"]
+    if db["schema_version"] != __version__:
+        advice.append(
+            f"schema is {db['schema_version']}, the API is {__version__}: run `pgcapacity migrate`"
+        )
+        return "unhealthy", advice
+    pool = state.pool.get_stats()
+    if pool.get("requests_waiting", 0) > 0:
+        advice.append("requests are waiting for a connection: raise PGCAPACITY_POOL_MAX")
+    if not state.listener.connected.is_set():
+        advice.append(
+            "the change listener is disconnected: other instances' writes reach this cache only by TTL"
+        )
+    if state.refresher.failures and state.refresher.last_result is None:
+        advice.append("the dashboard refresh is failing: see the logs")
+    return ("degraded" if advice else "healthy"), advice
+
+
+class HealthController(Controller):
+    path = "/health"
+    tags = ["health"]
+
+    @get("/", operation_id="health", summary="Overall status")
+    async def health(self, state: State) -> Response[dict]:
+        """`healthy`, `degraded` (works, with a problem) or `unhealthy` (503)."""
+        db = await _database(state)
+        status, _ = _verdict(db, state)
+        return Response(
+            {"status": status, "version": __version__},
+            status_code=503 if status == "unhealthy" else 200,
+        )
+
+    @get("/live", operation_id="healthLive", summary="The process answers")
+    async def live(self) -> dict:
+        """Liveness: no database call."""
+        return {"status": "alive"}
+
+    @get("/ready", operation_id="healthReady", summary="Ready to serve")
+    async def ready(self, state: State) -> Response[dict]:
+        """Ready when the database answers and its schema version is this API's version."""
+        db = await _database(state)
+        ready = db["reachable"] and db.get("schema_version") == __version__
+        return Response({"ready": ready, "database": db}, status_code=200 if ready else 503)
+
+    @get("/detailed", operation_id="healthDetailed", summary="Everything, with advice")
+    async def detailed(self, state: State) -> Response[dict]:
+        """Pool statistics, database round trip, cache statistics, version, listener and
+        dashboard state, an overall status and recommendations."""
+        db = await _database(state)
+        status, advice = _verdict(db, state)
+        cache = state.cache.stats()
+        body = {
+            "status": status,
+            "version": __version__,
+            "database": db,
+            "pool": state.pool.get_stats(),
+            "cache": asdict(cache) | {"hit_rate": round(cache.hit_rate, 4)},
+            "listener": {
+                "connected": state.listener.connected.is_set(),
+                "notifications": state.listener.notifications,
+            },
+            "dashboard": {
+                "last_refresh": state.refresher.last_result,
+                "failures": state.refresher.failures,
+            },
+            "uptime_seconds": round(time.monotonic() - state.started, 1),
+            "recommendations": advice,
+        }
+        return Response(body, status_code=503 if status == "unhealthy" else 200)
+
+
+class MetricsController(Controller):
+    path = "/"
+    tags = ["metrics"]
+
+    @get(
+        "/metrics",
+        operation_id="prometheusMetrics",
+        summary="Prometheus metrics",
+        media_type=CONTENT_TYPE_LATEST,
+    )
+    async def metrics(self, state: State) -> Response[bytes]:
+        """Request latency per route, operation outcomes by error name, cache and pool."""
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @get("/v1/performance", operation_id="performance", summary="Latency and throughput windows")
+    async def performance(self, state: State) -> dict:
+        """Per operation and window (1m, 5m, 1h): p50/p95/p99, success rate (answers below
+        500), throughput per minute, concurrency; and alerts against the thresholds."""
+        s = state.settings
+        windows = state.metrics.windows
+        report = {
+            name: {op: windows.summary(op, seconds) for op in windows.operations()}
+            for name, seconds in WINDOWS.items()
+        }
+        alerts = []
+        for op, m in report["1m"].items():
+            if m["requests"] == 0:
+                continue
+            if m["avg_ms"] > s.alert_avg_ms:
+                alerts.append(
+                    {
+                        "operation": op,
+                        "alert": "slow",
+                        "value": m["avg_ms"],
+                        "threshold": s.alert_avg_ms,
+                    }
+                )
+            if m["success_rate"] < s.alert_success_rate:
+                alerts.append(
+                    {
+                        "operation": op,
+                        "alert": "failing",
+                        "value": m["success_rate"],
+                        "threshold": s.alert_success_rate,
+                    }
+                )
+            if m["max_concurrency"] > s.alert_concurrency:
+                alerts.append(
+                    {
+                        "operation": op,
+                        "alert": "busy",
+                        "value": m["max_concurrency"],
+                        "threshold": s.alert_concurrency,
+                    }
+                )
+        return {
+            "windows": report,
+            "in_flight": windows.in_flight,
+            "alerts": alerts,
+            "thresholds": {
+                "avg_ms": s.alert_avg_ms,
+                "success_rate": s.alert_success_rate,
+                "concurrency": s.alert_concurrency,
+                "window": "1m",
+            },
+        }

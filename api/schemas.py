@@ -1,0 +1,145 @@
+"""Request and response bodies. Unknown fields in requests are refused (400)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+
+Holder = Annotated[str, msgspec.Meta(min_length=1, max_length=256, description="who claims")]
+CodeName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, description="a code")]
+LockMode = Literal["wait", "nowait", "advisory"]
+
+
+class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ClaimRequest(Request):
+    holder: Holder
+    lock_mode: LockMode | None = None
+
+
+class UsageRequest(Request):
+    codes: Annotated[list[CodeName], msgspec.Meta(max_length=1000)]
+
+
+class CodeSpec(Request):
+    code: CodeName
+    max_uses: Annotated[int, msgspec.Meta(ge=0, le=2_147_483_647)]
+    # Absent keys keep the stored value on update; explicit null clears expires_at.
+    pool: str | msgspec.UnsetType = msgspec.UNSET
+    is_active: bool | msgspec.UnsetType = msgspec.UNSET
+    expires_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
+    metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+
+
+class UpsertCodesRequest(Request):
+    codes: Annotated[list[CodeSpec], msgspec.Meta(min_length=1, max_length=10000)]
+
+
+class HolderLimitRequest(Request):
+    pool: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    holder: Holder
+    max_claims: Annotated[int, msgspec.Meta(ge=0, le=2_147_483_647)] | None
+
+
+class ExpireRequest(Request):
+    idle_seconds: Annotated[int, msgspec.Meta(ge=0, le=10 * 365 * 86400)] = 1800
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+
+
+class Claim(msgspec.Struct):
+    claim_id: int
+    token: UUID
+    code: str
+    holder: str
+    usage_count: int
+    max_uses: int
+    remaining: int
+    already_held: bool
+    claimed_at: datetime
+
+
+class Release(msgspec.Struct):
+    claim_id: int | None
+    code: str
+    holder: str
+    released: bool
+    usage_count: int
+    remaining: int
+
+
+class Heartbeat(msgspec.Struct):
+    claim_id: int
+    last_seen_at: datetime
+
+
+class CodeStatus(msgspec.Struct):
+    code: str
+    found: bool
+    pool: str | None
+    is_active: bool | None
+    expires_at: datetime | None
+    usage_count: int | None
+    max_uses: int | None
+    remaining: int | None
+    can_claim: bool
+    reason: str | None
+
+
+class Usage(msgspec.Struct):
+    codes: list[CodeStatus]
+
+
+class PoolSummary(msgspec.Struct):
+    pool: str
+    codes: int
+    active_codes: int
+    full_codes: int
+    near_capacity_codes: int
+    units_used: int
+    units_total: int
+    active_claims: int
+    claims_last_hour: int
+    expiries_last_hour: int
+
+
+class Dashboard(msgspec.Struct):
+    refreshed_at: datetime | None
+    pools: list[PoolSummary]
+
+
+class UpsertResult(msgspec.Struct):
+    inserted: int
+    updated: int
+
+
+class RevokeResult(msgspec.Struct):
+    revoked: int
+
+
+class HolderLimit(msgspec.Struct):
+    pool: str
+    holder: str
+    max_claims: int | None
+
+
+class ExpiryResult(msgspec.Struct):
+    expired: int
+    codes_touched: int
+    holders_touched: int
+    more_pending: bool
+
+
+class ErrorBody(msgspec.Struct):
+    code: str
+    message: str
+    sqlstate: str
+    details: dict[str, Any]
+
+
+class ErrorResponse(msgspec.Struct):
+    error: ErrorBody

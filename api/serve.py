@@ -1,0 +1,102 @@
+"""Serving the API: `pgcapacity serve` (deployments) and `make run` (the local demo).
+
+`make run` runs `pgcapacity serve --embedded .pgdata --migrate --demo-token`: without
+DATABASE_URL it starts the embedded PostgreSQL with its data under ./.pgdata (kept between
+runs), installs or upgrades the SQL, and serves with a generated admin token (kept in
+.pgdata/admin-token) rather than running open. Ctrl-C stops uvicorn, which closes the
+pool and listener, then the database server is stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import psycopg
+import uvicorn
+
+from api import installer, pgserver
+from api.app import create_app
+from api.settings import Settings
+
+DEMO_DATABASE = "pgcapacity"
+
+
+def _ensure_database(admin_url: str, name: str) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return pgserver.with_database(admin_url, name)
+
+
+def _demo_token(data_dir: Path) -> str:
+    path = data_dir / "admin-token"
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(24)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+def _banner(settings: Settings, token: str | None, embedded: bool) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    lines = [
+        "",
+        f"pgcapacity API on {base}" + (" (embedded PostgreSQL)" if embedded else ""),
+        f"  docs:     {base}/docs",
+        f"  health:   {base}/health/detailed",
+        f"  metrics:  {base}/metrics",
+    ]
+    if token:
+        lines.append(f"  token:    {token}   (admin; also accepted for claims)")
+        lines.append('  try:      curl -s -H "Authorization: Bearer $TOKEN" ...  (see README)')
+    lines.append("  stop:     Ctrl-C")
+    print("\n".join(lines) + "\n", flush=True)
+
+
+def serve(
+    *, embedded_dir: Path | None, migrate: bool, demo_token: bool, log_level: str = "info"
+) -> int:
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    server = None
+    env = dict(os.environ)
+    try:
+        if not env.get("DATABASE_URL"):
+            if embedded_dir is None:
+                print("pgcapacity serve: DATABASE_URL is not set", file=sys.stderr)
+                return 2
+            print(f"starting the embedded PostgreSQL (data in {embedded_dir}) ...", flush=True)
+            server = pgserver.start_embedded(embedded_dir.resolve() / "embedded")
+            env["DATABASE_URL"] = _ensure_database(server.conninfo, DEMO_DATABASE)
+        if migrate:
+            changed = [
+                s for s, what in installer.migrate(env["DATABASE_URL"]) if what != "unchanged"
+            ]
+            print(f"schema: {len(changed)} step(s) applied", flush=True)
+        token = None
+        if demo_token and not env.get("PGCAPACITY_ADMIN_TOKEN"):
+            token = env["PGCAPACITY_ADMIN_TOKEN"] = _demo_token(embedded_dir or Path(".pgdata"))
+        settings = Settings.from_env(env)
+        if settings.auth and not settings.write_tokens:
+            logging.warning(
+                "no PGCAPACITY_CLIENT_TOKENS or PGCAPACITY_ADMIN_TOKEN: writes are refused"
+            )
+        _banner(settings, token, server is not None)
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            access_log=False,
+        )
+        return 0
+    finally:
+        if server is not None:
+            print("stopping the embedded PostgreSQL ...", flush=True)
+            server.stop()

@@ -1,0 +1,119 @@
+"""What the endpoints do: each operation is one SQL function call, plus the read cache.
+
+No capacity logic lives here; the database decides. Reads go through the cache, writes
+invalidate the codes they touched at once (other instances hear it through NOTIFY).
+"""
+
+from __future__ import annotations
+
+import msgspec
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from api import schemas
+from api.cache import DASHBOARD_KEY, ResultCache
+from api.db import fetch_all, fetch_one
+
+
+class Capacity:
+    def __init__(self, pool: AsyncConnectionPool, cache: ResultCache, lock_mode: str | None):
+        self.pool = pool
+        self.cache = cache
+        self.lock_mode = lock_mode
+
+    async def claim(self, code: str, holder: str, lock_mode: str | None) -> schemas.Claim:
+        mode = lock_mode or self.lock_mode
+        if mode is None:
+            row = await fetch_one(self.pool, "SELECT * FROM capacity.claim(%s, %s)", (code, holder))
+        else:
+            row = await fetch_one(
+                self.pool, "SELECT * FROM capacity.claim(%s, %s, %s)", (code, holder, mode)
+            )
+        if not row["already_held"]:
+            self.cache.invalidate([row["code"]])
+        return schemas.Claim(**row)
+
+    async def release(self, claim_id: int, token) -> schemas.Release:
+        row = await fetch_one(
+            self.pool, "SELECT * FROM capacity.release(%s::bigint, %s::uuid)", (claim_id, token)
+        )
+        if row["released"]:
+            self.cache.invalidate([row["code"]])
+        return schemas.Release(**row)
+
+    async def heartbeat(self, claim_id: int, token) -> schemas.Heartbeat:
+        row = await fetch_one(
+            self.pool,
+            "SELECT capacity.heartbeat(%s::bigint, %s::uuid) AS last_seen_at",
+            (claim_id, token),
+        )
+        return schemas.Heartbeat(claim_id, row["last_seen_at"])
+
+    async def check(self, code: str) -> schemas.CodeStatus:
+        key = ("status", code)
+        if (hit := self.cache.get(key)) is not None:
+            return hit
+        ticket = self.cache.ticket()
+        row = await fetch_one(self.pool, "SELECT * FROM capacity.check(%s)", (code,))
+        status = schemas.CodeStatus(**row)
+        self.cache.put(key, status, [status.code], ticket)
+        return status
+
+    async def usage(self, codes: list[str]) -> schemas.Usage:
+        key = ("usage", tuple(codes))
+        if (hit := self.cache.get(key)) is not None:
+            return hit
+        ticket = self.cache.ticket()
+        rows = await fetch_all(self.pool, "SELECT * FROM capacity.usage_batch(%s)", (codes,))
+        usage = schemas.Usage([schemas.CodeStatus(**r) for r in rows])
+        self.cache.put(key, usage, {s.code for s in usage.codes}, ticket)
+        return usage
+
+    async def dashboard(self) -> schemas.Dashboard:
+        if (hit := self.cache.get(DASHBOARD_KEY)) is not None:
+            return hit
+        ticket = self.cache.ticket()
+        rows = await fetch_all(self.pool, "SELECT * FROM capacity.dashboard ORDER BY pool")
+        refreshed = rows[0]["refreshed_at"] if rows else None
+        pools = [
+            schemas.PoolSummary(**{k: v for k, v in r.items() if k != "refreshed_at"}) for r in rows
+        ]
+        board = schemas.Dashboard(refreshed, pools)
+        self.cache.put(DASHBOARD_KEY, board, [], ticket)
+        return board
+
+    async def refresh_dashboard(self, force: bool = False) -> dict:
+        row = await fetch_one(self.pool, "SELECT * FROM capacity.refresh_dashboard(%s)", (force,))
+        if row["refreshed"]:
+            self.cache.invalidate_dashboard()
+        return row
+
+    async def upsert_codes(self, specs: list[schemas.CodeSpec]) -> schemas.UpsertResult:
+        document = msgspec.json.decode(msgspec.json.encode(specs))
+        row = await fetch_one(
+            self.pool, "SELECT * FROM capacity.upsert_codes(%s)", (Jsonb(document),)
+        )
+        self.cache.clear()  # admin writes are rare: drop everything rather than guess names
+        return schemas.UpsertResult(**row)
+
+    async def revoke(self, code: str) -> schemas.RevokeResult:
+        row = await fetch_one(self.pool, "SELECT * FROM capacity.revoke_code(%s)", (code,))
+        self.cache.clear()
+        return schemas.RevokeResult(row["revoked"])
+
+    async def set_holder_limit(self, pool: str, holder: str, max_claims: int | None) -> None:
+        await fetch_one(
+            self.pool,
+            "SELECT capacity.set_holder_limit(%s, %s, %s) AS done",
+            (pool, holder, max_claims),
+        )
+
+    async def expire_idle(self, idle_seconds: int, batch_size: int) -> schemas.ExpiryResult:
+        row = await fetch_one(
+            self.pool,
+            "SELECT * FROM capacity.expire_idle_claims(make_interval(secs => %s), %s)",
+            (idle_seconds, batch_size),
+        )
+        if row["expired"]:
+            self.cache.clear()
+        return schemas.ExpiryResult(**row)

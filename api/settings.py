@@ -1,0 +1,121 @@
+"""Configuration of the HTTP API, read from PGCAPACITY_* environment variables (SPEC §6)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+LOCK_MODES = ("wait", "nowait", "advisory")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the API cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected an integer") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value}: must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number") from None
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "on", "true", "yes"):
+        return True
+    if raw in ("0", "off", "false", "no"):
+        return False
+    raise SettingsError(f"{name}={raw!r}: expected on/off (or 1/0)")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app needs; `Settings.from_env()` is what `serve` and `make run` use."""
+
+    database_url: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_token: str | None = None
+    client_tokens: tuple[str, ...] = ()
+    auth: bool = True
+    pool_min: int = 2
+    pool_max: int = 10
+    pool_timeout_ms: int = 3000
+    statement_timeout_ms: int = 30000
+    lock_timeout_ms: int = 5000
+    pgbouncer: bool = False
+    listen_url: str | None = None  # LISTEN needs a session: set it when DATABASE_URL is PgBouncer
+    cache_ttl_ms: int = 1000
+    cache_size: int = 10000
+    dashboard_refresh_ms: int = 500
+    max_body_bytes: int = 1_048_576
+    lock_mode: str | None = None  # None: the SQL default of capacity.claim()
+    alert_avg_ms: float = 1000.0
+    alert_success_rate: float = 0.95
+    alert_concurrency: int = 50
+
+    def __post_init__(self) -> None:
+        if self.pool_max < max(self.pool_min, 1):
+            raise SettingsError("PGCAPACITY_POOL_MAX must be at least PGCAPACITY_POOL_MIN and 1")
+        if self.lock_mode is not None and self.lock_mode not in LOCK_MODES:
+            raise SettingsError(f"PGCAPACITY_LOCK_MODE={self.lock_mode!r}: one of {LOCK_MODES}")
+
+    @property
+    def write_tokens(self) -> frozenset[str]:
+        """Tokens accepted on write endpoints: the client tokens and the admin token."""
+        tokens = set(self.client_tokens)
+        if self.admin_token:
+            tokens.add(self.admin_token)
+        return frozenset(tokens)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
+        env = os.environ if env is None else env
+        url = overrides.pop("database_url", None) or env.get("DATABASE_URL", "")
+        if not url:
+            raise SettingsError("DATABASE_URL is not set (e.g. postgresql://user@host/dbname)")
+        tokens = tuple(
+            t.strip() for t in env.get("PGCAPACITY_CLIENT_TOKENS", "").split(",") if t.strip()
+        )
+        values = dict(
+            database_url=url,
+            host=env.get("PGCAPACITY_HOST", "127.0.0.1"),
+            port=_int(env, "PGCAPACITY_PORT", 8000, 1),
+            admin_token=env.get("PGCAPACITY_ADMIN_TOKEN") or None,
+            client_tokens=tokens,
+            auth=_flag(env, "PGCAPACITY_AUTH", True),
+            pool_min=_int(env, "PGCAPACITY_POOL_MIN", 2),
+            pool_max=_int(env, "PGCAPACITY_POOL_MAX", 10, 1),
+            pool_timeout_ms=_int(env, "PGCAPACITY_POOL_TIMEOUT_MS", 3000, 1),
+            statement_timeout_ms=_int(env, "PGCAPACITY_STATEMENT_TIMEOUT_MS", 30000),
+            lock_timeout_ms=_int(env, "PGCAPACITY_LOCK_TIMEOUT_MS", 5000),
+            pgbouncer=_flag(env, "PGCAPACITY_PGBOUNCER", False),
+            listen_url=env.get("PGCAPACITY_LISTEN_URL") or None,
+            cache_ttl_ms=_int(env, "PGCAPACITY_CACHE_TTL_MS", 1000),
+            cache_size=_int(env, "PGCAPACITY_CACHE_SIZE", 10000),
+            dashboard_refresh_ms=_int(env, "PGCAPACITY_DASHBOARD_REFRESH_MS", 500, 10),
+            max_body_bytes=_int(env, "PGCAPACITY_MAX_BODY_BYTES", 1_048_576, 1024),
+            lock_mode=env.get("PGCAPACITY_LOCK_MODE") or None,
+            alert_avg_ms=_float(env, "PGCAPACITY_ALERT_AVG_MS", 1000.0),
+            alert_success_rate=_float(env, "PGCAPACITY_ALERT_SUCCESS_RATE", 0.95),
+            alert_concurrency=_int(env, "PGCAPACITY_ALERT_CONCURRENCY", 50),
+        )
+        values.update(overrides)
+        return cls(**values)

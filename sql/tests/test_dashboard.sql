@@ -1,0 +1,33 @@
+-- The trigger-refreshed dashboard: writes mark it stale, refresh_dashboard() catches up.
+BEGIN;
+SELECT plan(11);
+
+SELECT lives_ok($$ SELECT capacity.upsert_codes('[{"code": "D1", "max_uses": 10, "pool": "dash"},
+                                                  {"code": "D2", "max_uses": 2, "pool": "dash"},
+                                                  {"code": "D3", "max_uses": 5, "pool": "other"}]') $$,
+                'fixture codes');
+SELECT ok((SELECT count(*) FROM capacity.dashboard_stale) >= 1, 'upsert marked the dashboard stale');
+SELECT results_eq($$ SELECT refreshed, reason FROM capacity.refresh_dashboard() $$,
+                  $$ VALUES (true, 'changes') $$, 'marks make refresh_dashboard() refresh');
+SELECT is((SELECT count(*)::integer FROM capacity.dashboard_stale), 0, 'the refresh consumed the marks');
+SELECT results_eq($$ SELECT refreshed, reason FROM capacity.refresh_dashboard() $$,
+                  $$ VALUES (false, 'fresh') $$, 'without writes nothing is refreshed');
+
+SELECT lives_ok($$ SELECT capacity.claim('D2', 'h' || i) FROM generate_series(1, 2) AS i $$, 'two claims fill D2');
+SELECT lives_ok($$ SELECT capacity.claim('D1', 'h' || i) FROM generate_series(1, 9) AS i $$, 'nine claims on D1');
+SELECT is((SELECT count(*)::integer FROM capacity.dashboard_stale), 11,
+          'each claim (one UPDATE of codes) appended exactly one mark');
+SELECT results_eq($$ SELECT refreshed, reason FROM capacity.refresh_dashboard() $$,
+                  $$ VALUES (true, 'changes') $$, 'the claims make it refresh');
+SELECT results_eq(
+    $$ SELECT pool, codes, active_codes, full_codes, near_capacity_codes, units_used, units_total,
+              active_claims, claims_last_hour, expiries_last_hour
+         FROM capacity.dashboard WHERE pool IN ('dash', 'other') ORDER BY pool $$,
+    $$ VALUES ('dash', 2, 2, 1, 2, 11::bigint, 12::bigint, 11, 11, 0),
+              ('other', 1, 1, 0, 0, 0::bigint, 5::bigint, 0, 0, 0) $$,
+    'the dashboard equals the per-pool aggregate');
+SELECT results_eq($$ SELECT refreshed, reason FROM capacity.refresh_dashboard(max_age => '0 seconds') $$,
+                  $$ VALUES (true, 'max_age') $$, 'an old dashboard is refreshed without writes');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,223 @@
+"""Bearer auth on every protected route; health, metrics, performance; pool exhaustion."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import psycopg.conninfo
+import pytest
+
+from api.app import create_app
+from tests.concurrency import reset
+from tests.http_support import (
+    ADMIN_AUTH,
+    CLIENT,
+    CLIENT_AUTH,
+    api_client,
+    assert_error,
+    settings_for,
+)
+
+pytestmark = pytest.mark.anyio
+TOKEN = {"X-Claim-Token": "8d0b0b43-6f8e-4d7a-9d3b-8d8f0c7f7e55"}
+WRITES = [
+    ("POST", "/v1/codes/AUTH-1/claims", {"json": {"holder": "a"}}),
+    ("DELETE", "/v1/claims/1", {"headers": TOKEN}),
+    ("POST", "/v1/claims/1/heartbeat", {"headers": TOKEN}),
+]
+ADMIN_ROUTES = [
+    ("POST", "/v1/admin/codes", {"json": {"codes": [{"code": "AUTH-2", "max_uses": 1}]}}),
+    ("POST", "/v1/admin/codes/AUTH-1/revoke", {}),
+    (
+        "PUT",
+        "/v1/admin/holder-limits",
+        {"json": {"pool": "default", "holder": "a", "max_claims": 5}},
+    ),
+    ("POST", "/v1/admin/expire", {"json": {"idle_seconds": 3600}}),
+    ("POST", "/v1/admin/dashboard/refresh", {}),
+    ("POST", "/v1/admin/cache/clear", {}),
+    ("POST", "/v1/admin/metrics/reset", {}),
+]
+
+
+def protected_routes() -> set[tuple[str, str]]:
+    """Every route of the app with a guard, read from the app itself."""
+    app = create_app(settings_for("postgresql://unused"))
+    found = set()
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            if handler.resolve_guards():
+                for method in handler.http_methods - {"OPTIONS"}:  # CORS preflight is open
+                    found.add((method, route.path))
+    return found
+
+
+def test_the_tables_below_cover_every_guarded_route():
+    guarded = protected_routes()
+    covered = {
+        (method, template)
+        for method, template in guarded
+        for m, path, _ in WRITES + ADMIN_ROUTES
+        if m == method and _matches(template, path)
+    }
+    assert covered == guarded and len(guarded) == len(WRITES + ADMIN_ROUTES)
+
+
+def _matches(template: str, path: str) -> bool:
+    t, p = template.strip("/").split("/"), path.strip("/").split("/")
+    return len(t) == len(p) and all(a == b or a.startswith("{") for a, b in zip(t, p, strict=True))
+
+
+def _with(kwargs: dict, auth: dict) -> dict:
+    return kwargs | {"headers": kwargs.get("headers", {}) | auth}
+
+
+@pytest.fixture
+def authdb(db):
+    reset(db, [{"code": "AUTH-1", "max_uses": 10}])
+    return db
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kwargs"),
+    WRITES + ADMIN_ROUTES,
+    ids=[f"{m} {u}" for m, u, _ in WRITES + ADMIN_ROUTES],
+)
+async def test_missing_and_wrong_tokens_are_401(authdb, method, url, kwargs):
+    async with api_client(settings_for(authdb)) as c:
+        r = await c.request(method, url, **kwargs)
+        assert_error(r, "UNAUTHORIZED", 401)
+        assert r.headers["www-authenticate"].startswith("Bearer")
+        assert_error(
+            await c.request(method, url, **_with(kwargs, {"Authorization": "Bearer nope"})),
+            "UNAUTHORIZED",
+            401,
+        )
+        assert_error(
+            await c.request(method, url, **_with(kwargs, {"Authorization": f"Basic {CLIENT}"})),
+            "UNAUTHORIZED",
+            401,
+        )
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kwargs"), WRITES, ids=[f"{m} {u}" for m, u, _ in WRITES]
+)
+async def test_client_and_admin_tokens_may_write(authdb, method, url, kwargs):
+    async with api_client(settings_for(authdb)) as c:
+        for auth in (CLIENT_AUTH, ADMIN_AUTH):
+            r = await c.request(method, url, **_with(kwargs, auth))
+            assert r.status_code not in (401, 403), r.text
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kwargs"), ADMIN_ROUTES, ids=[f"{m} {u}" for m, u, _ in ADMIN_ROUTES]
+)
+async def test_admin_routes_need_the_admin_token(authdb, method, url, kwargs):
+    async with api_client(settings_for(authdb)) as c:
+        assert_error(await c.request(method, url, **_with(kwargs, CLIENT_AUTH)), "FORBIDDEN", 403)
+        r = await c.request(method, url, **_with(kwargs, ADMIN_AUTH))
+        assert r.status_code == 200, r.text
+    async with api_client(settings_for(authdb, admin_token=None)) as c:
+        error = assert_error(
+            await c.request(method, url, **_with(kwargs, ADMIN_AUTH)), "FORBIDDEN", 403
+        )
+        assert "PGCAPACITY_ADMIN_TOKEN" in error["details"]["hint"]
+
+
+async def test_auth_off_opens_writes_but_never_admin(authdb):
+    async with api_client(settings_for(authdb, auth=False)) as c:
+        r = await c.post("/v1/codes/AUTH-1/claims", json={"holder": "open"})
+        assert r.status_code == 201
+        assert_error(await c.post("/v1/admin/cache/clear"), "UNAUTHORIZED", 401)
+
+
+async def test_without_any_token_writes_are_refused_with_advice(authdb):
+    async with api_client(settings_for(authdb, admin_token=None, client_tokens=())) as c:
+        r = await c.post("/v1/codes/AUTH-1/claims", json={"holder": "a"}, headers=CLIENT_AUTH)
+        assert "PGCAPACITY_CLIENT_TOKENS" in assert_error(r, "FORBIDDEN", 403)["details"]["hint"]
+
+
+async def test_reads_are_open(authdb):
+    async with api_client(settings_for(authdb)) as c:
+        assert (await c.get("/v1/codes/AUTH-1")).status_code == 200
+        assert (await c.post("/v1/usage", json={"codes": ["AUTH-1"]})).status_code == 200
+        assert (await c.get("/v1/dashboard")).status_code == 200
+
+
+async def test_health_endpoints(authdb):
+    async with api_client(settings_for(authdb)) as c:
+        assert (await c.get("/health/live")).json() == {"status": "alive"}
+        ready = await c.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["ready"] is True
+        assert ready.json()["database"]["schema_version"] == "0.1.0"
+        detailed = (await c.get("/health/detailed")).json()
+        assert detailed["status"] in ("healthy", "degraded")
+        assert {"pool", "cache", "database", "version", "recommendations"} <= set(detailed)
+        assert detailed["pool"]["pool_max"] == 4
+        assert (await c.get("/health")).json()["status"] == detailed["status"]
+
+
+async def test_health_reports_an_unreachable_database(authdb, admin_conninfo):
+    name = psycopg.conninfo.conninfo_to_dict(authdb)["dbname"]
+    async with api_client(settings_for(authdb, pool_timeout_ms=300)) as c:
+        with psycopg.connect(admin_conninfo, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            try:
+                r = await c.get("/health/ready")
+                assert r.status_code == 503 and r.json()["ready"] is False
+                detailed = await c.get("/health/detailed")
+                assert detailed.status_code == 503 and detailed.json()["status"] == "unhealthy"
+                assert detailed.json()["recommendations"]
+                claim = await c.post(
+                    "/v1/codes/AUTH-1/claims", json={"holder": "x"}, headers=CLIENT_AUTH
+                )
+                assert_error(claim, "SERVICE_UNAVAILABLE", 503)
+            finally:
+                admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        assert (await c.get("/health/ready")).status_code == 200  # and it recovers
+
+
+async def test_metrics_and_performance(authdb):
+    async with api_client(settings_for(authdb, alert_avg_ms=0.0)) as c:
+        for holder in ("m1", "m2"):
+            await c.post("/v1/codes/AUTH-1/claims", json={"holder": holder}, headers=CLIENT_AUTH)
+        await c.post("/v1/codes/NOPE/claims", json={"holder": "m3"}, headers=CLIENT_AUTH)
+        await c.get("/v1/codes/AUTH-1")
+        await c.get("/v1/codes/AUTH-1")
+        text = (await c.get("/metrics")).text
+        assert 'route="/v1/codes/{code}/claims"' in text
+        assert 'pgcapacity_operations_total{operation="claimCode",outcome="ok"} 2.0' in text
+        assert (
+            'pgcapacity_operations_total{operation="claimCode",outcome="CODE_NOT_FOUND"} 1.0'
+            in text
+        )
+        assert (
+            "pgcapacity_cache_hits 1.0" in text and 'pgcapacity_pool{stat="pool_max"} 4.0' in text
+        )
+        perf = (await c.get("/v1/performance")).json()
+        claim = perf["windows"]["1m"]["claimCode"]
+        assert claim["requests"] == 3 and claim["success_rate"] == 1.0  # 404 is not a failure
+        assert claim["p50_ms"] is not None and claim["p99_ms"] >= claim["p50_ms"]
+        assert set(perf["windows"]) == {"1m", "5m", "1h"}
+        assert any(a["operation"] == "claimCode" and a["alert"] == "slow" for a in perf["alerts"])
+
+
+async def test_pool_exhaustion_answers_503_quickly(authdb):
+    settings = settings_for(authdb, pool_min=1, pool_max=1, pool_timeout_ms=200)
+    async with api_client(settings) as c:
+        async with c.app.state.pool.connection():  # the only connection is busy
+            started = time.monotonic()
+            r = await c.post("/v1/codes/AUTH-1/claims", json={"holder": "p"}, headers=CLIENT_AUTH)
+            waited = time.monotonic() - started
+        error = assert_error(r, "SERVICE_UNAVAILABLE", 503)
+        assert "pool" in error["message"] and r.headers["retry-after"] == "1"
+        assert waited < 10  # bounded by the pool timeout, not hanging
+        ok = await c.post("/v1/codes/AUTH-1/claims", json={"holder": "p"}, headers=CLIENT_AUTH)
+        assert ok.status_code == 201
