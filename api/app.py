@@ -8,9 +8,9 @@ import time
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPIType, Schema, SecurityScheme
 
-from api import __version__
+from api import __version__, schemas
 from api.background import DashboardRefresher, Listener, running
 from api.cache import ResultCache
 from api.db import make_pool
@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> Litestar:
             "started": time.monotonic(),
         }
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             CodesController,
             ClaimsController,
@@ -85,4 +85,26 @@ def create_app(settings: Settings) -> Litestar:
                 security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
             ),
         ),
+    )
+    _complete_openapi(app)
+    return app
+
+
+def _complete_openapi(app: Litestar) -> None:
+    """Says in the OpenAPI document what the validation really does, where Litestar does
+    not derive it: request bodies refuse unknown fields (msgspec forbid_unknown_fields),
+    batch-usage items follow the code format, and a holder limit is null or >= 0."""
+    names = {cls.__name__ for cls in schemas.Request.__subclasses__()} | {"CodeSpec"}
+    components = app.openapi_schema.components.schemas or {}
+    for name, component in components.items():
+        if name in names:
+            component.additional_properties = False
+    components["UsageRequest"].properties["codes"].items = Schema(
+        type=OpenAPIType.STRING, pattern=schemas.CODE_PATTERN, max_length=200
+    )
+    components["HolderLimitRequest"].properties["max_claims"] = Schema(
+        one_of=[
+            Schema(type=OpenAPIType.INTEGER, minimum=0, maximum=2_147_483_647),
+            Schema(type=OpenAPIType.NULL),
+        ]
     )

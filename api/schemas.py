@@ -8,8 +8,30 @@ from uuid import UUID
 
 import msgspec
 
-Holder = Annotated[str, msgspec.Meta(min_length=1, max_length=256, description="who claims")]
-CodeName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, description="a code")]
+# The formats the SQL enforces (capacity._require_*), published in the OpenAPI document.
+CODE_PATTERN = r"^[ \t\r\n]*[A-Za-z0-9_-]{1,64}[ \t\r\n]*$"
+HOLDER_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+POOL_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+Holder = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=256,
+        pattern=HOLDER_PATTERN,
+        description="who claims: 1-256 characters, not only spaces, no control characters",
+    ),
+]
+CodeName = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=200,
+        pattern=CODE_PATTERN,
+        description="1-64 of A-Z 0-9 _ - (trimmed, case-insensitive)",
+    ),
+]
+PoolName = Annotated[
+    str, msgspec.Meta(pattern=POOL_PATTERN, description="1-64 of A-Z a-z 0-9 _ . -")
+]
 LockMode = Literal["wait", "nowait", "advisory"]
 
 
@@ -30,7 +52,7 @@ class CodeSpec(Request):
     code: CodeName
     max_uses: Annotated[int, msgspec.Meta(ge=0, le=2_147_483_647)]
     # Absent keys keep the stored value on update; explicit null clears expires_at.
-    pool: str | msgspec.UnsetType = msgspec.UNSET
+    pool: PoolName | msgspec.UnsetType = msgspec.UNSET
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
     expires_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
     metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
@@ -41,7 +63,7 @@ class UpsertCodesRequest(Request):
 
 
 class HolderLimitRequest(Request):
-    pool: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    pool: PoolName
     holder: Holder
     max_claims: Annotated[int, msgspec.Meta(ge=0, le=2_147_483_647)] | None
 

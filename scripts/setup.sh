@@ -29,6 +29,10 @@ if ! command -v pg_prove >/dev/null; then
     echo "setup: installing pg_prove"
     apt_install libtap-parser-sourcehandler-pgtap-perl || echo "setup: WARNING: could not install pg_prove (make pgtap needs it)" >&2
 fi
+if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
+    echo "setup: installing pgbouncer (the PgBouncer transaction-mode test needs it)"
+    apt_install pgbouncer || echo "setup: WARNING: could not install pgbouncer (its test will fail)" >&2
+fi
 
 # Python environment, rebuilt only when pyproject.toml changes.
 stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"

@@ -9,15 +9,23 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, PathParameter
 
-from api.schemas import ErrorResponse
+from api.schemas import CODE_PATTERN, ErrorResponse
 from api.service import Capacity
 
-ClaimId = Annotated[int, PathParameter(ge=1, le=2**63 - 1, description="the claim's id")]
+# Ids stay below 2**53 (exact in JSON numbers and in float-based validators).
+ClaimId = Annotated[int, PathParameter(ge=1, le=2**53 - 1, description="the claim's id")]
 ClaimToken = Annotated[
     UUID,
     HeaderParameter(name="X-Claim-Token", description="the claim's token, returned by the claim"),
 ]
-CodePath = Annotated[str, PathParameter(description="the code (trimmed and upper-cased)")]
+CodePath = Annotated[
+    str,
+    PathParameter(
+        pattern=CODE_PATTERN,
+        max_length=200,
+        description="the code: 1-64 of A-Z 0-9 _ - (trimmed, case-insensitive)",
+    ),
+]
 BEARER = [{"BearerToken": []}]
 
 
