@@ -37,8 +37,15 @@ async def api_client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
 def live_server(settings: Settings) -> Iterator[str]:
     """The real app served by uvicorn on a free port in a background thread; yields its URL."""
     port = pgserver.free_port()
+    # A long keep-alive: uvicorn closing an idle pooled connection just as the client
+    # reuses it shows up as httpx.ReadError on a loaded 2-core machine.
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=300,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
