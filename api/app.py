@@ -36,7 +36,7 @@ def create_app(settings: Settings) -> Litestar:
     service = Capacity(pool, cache, settings.lock_mode)
     listener = Listener(settings.listen_url or settings.database_url, cache)
     refresher = DashboardRefresher(service, settings.dashboard_refresh_ms)
-    metrics = Metrics(cache, lambda: pool)
+    metrics = Metrics(cache, pool)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar):

@@ -8,7 +8,6 @@ session-scoped may be used: no server-side prepared statements and no startup op
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import psycopg
@@ -55,13 +54,6 @@ async def fetch_all(pool: AsyncConnectionPool, query: str, params: tuple = ()) -
     async with pool.connection() as conn:
         cur = await conn.execute(query, params)
         return await cur.fetchall()
-
-
-async def round_trip_ms(pool: AsyncConnectionPool) -> float:
-    """Time of one `SELECT 1` through the pool, in milliseconds."""
-    started = time.perf_counter()
-    await fetch_one(pool, "SELECT 1 AS one")
-    return (time.perf_counter() - started) * 1000
 
 
 async def listen_connection(url: str) -> psycopg.AsyncConnection:

@@ -98,9 +98,9 @@ class PerformanceWindows:
 class Metrics:
     """The Prometheus registry of one app; `reset()` starts every series again from zero."""
 
-    def __init__(self, cache, pool_getter):
+    def __init__(self, cache, pool):
         self._cache = cache
-        self._pool_getter = pool_getter
+        self._pool = pool
         self.windows = PerformanceWindows()
         self.reset()
 
@@ -122,16 +122,16 @@ class Metrics:
         self.in_flight = Gauge(
             "pgcapacity_http_requests_in_flight", "Requests being served", registry=self.registry
         )
-        self.registry.register(_StateCollector(self._cache, self._pool_getter))
+        self.registry.register(_StateCollector(self._cache, self._pool))
         self.windows.reset()
 
 
 class _StateCollector:
     """Cache and pool figures, read when Prometheus scrapes."""
 
-    def __init__(self, cache, pool_getter):
+    def __init__(self, cache, pool):
         self._cache = cache
-        self._pool_getter = pool_getter
+        self._pool = pool
 
     def collect(self):
         stats = self._cache.stats()
@@ -143,12 +143,10 @@ class _StateCollector:
             ("entries", stats.size, "entries in the cache"),
         ):
             yield GaugeMetricFamily(f"pgcapacity_cache_{name}", text, value=value)
-        pool = self._pool_getter()
-        if pool is not None:
-            g = GaugeMetricFamily("pgcapacity_pool", "psycopg-pool statistics", labels=["stat"])
-            for key, value in pool.get_stats().items():
-                g.add_metric([key], value)
-            yield g
+        g = GaugeMetricFamily("pgcapacity_pool", "psycopg-pool statistics", labels=["stat"])
+        for key, value in self._pool.get_stats().items():
+            g.add_metric([key], value)
+        yield g
 
 
 class MetricsMiddleware(ASGIMiddleware):

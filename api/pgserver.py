@@ -58,7 +58,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _service_user() -> str | None:
+def service_user() -> str | None:
     """The unprivileged account to run PostgreSQL as when we are root (None if not root)."""
     if os.geteuid() != 0:
         return None
@@ -99,7 +99,7 @@ class Server:
 
 def start_local(bindir: Path, datadir: Path | None = None, *, durable: bool = False) -> Server:
     """initdb (if needed) and start a private cluster on a free TCP port."""
-    user = _service_user()
+    user = service_user()
     temporary = datadir is None
     base = Path(tempfile.mkdtemp(prefix="pgcapacity-pg-")) if temporary else datadir.parent
     datadir = datadir or base / "data"

@@ -49,38 +49,42 @@ class Capacity:
         )
         return schemas.Heartbeat(claim_id, row["last_seen_at"])
 
-    async def check(self, code: str) -> schemas.CodeStatus:
-        key = ("status", code)
+    async def _cached(self, key, load, codes_of):
+        """The cached value of `key`, else `load()`; stored unless a write to one of
+        `codes_of(value)` landed while loading (see ResultCache.put)."""
         if (hit := self.cache.get(key)) is not None:
             return hit
         ticket = self.cache.ticket()
-        row = await fetch_one(self.pool, "SELECT * FROM capacity.check(%s)", (code,))
-        status = schemas.CodeStatus(**row)
-        self.cache.put(key, status, [status.code], ticket)
-        return status
+        value = await load()
+        self.cache.put(key, value, codes_of(value), ticket)
+        return value
+
+    async def check(self, code: str) -> schemas.CodeStatus:
+        async def load():
+            row = await fetch_one(self.pool, "SELECT * FROM capacity.check(%s)", (code,))
+            return schemas.CodeStatus(**row)
+
+        return await self._cached(("status", code), load, lambda status: [status.code])
 
     async def usage(self, codes: list[str]) -> schemas.Usage:
-        key = ("usage", tuple(codes))
-        if (hit := self.cache.get(key)) is not None:
-            return hit
-        ticket = self.cache.ticket()
-        rows = await fetch_all(self.pool, "SELECT * FROM capacity.usage_batch(%s)", (codes,))
-        usage = schemas.Usage([schemas.CodeStatus(**r) for r in rows])
-        self.cache.put(key, usage, {s.code for s in usage.codes}, ticket)
-        return usage
+        async def load():
+            rows = await fetch_all(self.pool, "SELECT * FROM capacity.usage_batch(%s)", (codes,))
+            return schemas.Usage([schemas.CodeStatus(**r) for r in rows])
+
+        return await self._cached(
+            ("usage", tuple(codes)), load, lambda usage: {s.code for s in usage.codes}
+        )
 
     async def dashboard(self) -> schemas.Dashboard:
-        if (hit := self.cache.get(DASHBOARD_KEY)) is not None:
-            return hit
-        ticket = self.cache.ticket()
-        rows = await fetch_all(self.pool, "SELECT * FROM capacity.dashboard ORDER BY pool")
-        refreshed = rows[0]["refreshed_at"] if rows else None
-        pools = [
-            schemas.PoolSummary(**{k: v for k, v in r.items() if k != "refreshed_at"}) for r in rows
-        ]
-        board = schemas.Dashboard(refreshed, pools)
-        self.cache.put(DASHBOARD_KEY, board, [], ticket)
-        return board
+        async def load():
+            rows = await fetch_all(self.pool, "SELECT * FROM capacity.dashboard ORDER BY pool")
+            pools = [
+                schemas.PoolSummary(**{k: v for k, v in r.items() if k != "refreshed_at"})
+                for r in rows
+            ]
+            return schemas.Dashboard(rows[0]["refreshed_at"] if rows else None, pools)
+
+        return await self._cached(DASHBOARD_KEY, load, lambda _: [])
 
     async def refresh_dashboard(self, force: bool = False) -> dict:
         row = await fetch_one(self.pool, "SELECT * FROM capacity.refresh_dashboard(%s)", (force,))

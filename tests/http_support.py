@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import uvicorn
 from litestar.testing import AsyncTestClient
 
@@ -61,6 +63,24 @@ def live_server(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+async def http_workers(base: str, jobs: int, clients: int, job) -> Counter:
+    """`clients` concurrent HTTP clients share jobs 0..jobs-1; `job(http, i, tally)` does one
+    and counts its outcomes in `tally`, which is returned."""
+    pending = iter(range(jobs))  # one shared iterator: asyncio runs one worker at a time
+    tally: Counter = Counter()
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(
+        base_url=base, headers=CLIENT_AUTH, limits=limits, timeout=60
+    ) as http:
+
+        async def worker() -> None:
+            for i in pending:
+                await job(http, i, tally)
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    return tally
 
 
 def assert_error(response, name: str, status: int) -> dict:

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from tests.concurrency import audit, reset
-from tests.http_support import CLIENT_AUTH, live_server, settings_for
+from tests.http_support import CLIENT_AUTH, http_workers, live_server, settings_for
 
 CLIENTS = 64
 CAPACITY = 400
@@ -21,23 +21,12 @@ ATTEMPTS = 1000
 
 async def _claim_storm(base: str, code: str) -> Counter:
     """64 concurrent HTTP clients make 1000 claims for distinct holders on one code."""
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(ATTEMPTS):
-        queue.put_nowait(i)
-    statuses: Counter = Counter()
-    limits = httpx.Limits(max_connections=CLIENTS)
-    async with httpx.AsyncClient(
-        base_url=base, headers=CLIENT_AUTH, limits=limits, timeout=60
-    ) as client:
 
-        async def worker() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                r = await client.post(f"/v1/codes/{code}/claims", json={"holder": f"h{i}"})
-                statuses[(r.status_code, r.json().get("error", {}).get("code"))] += 1
+    async def claim(http, i, tally):
+        r = await http.post(f"/v1/codes/{code}/claims", json={"holder": f"h{i}"})
+        tally[(r.status_code, r.json().get("error", {}).get("code"))] += 1
 
-        await asyncio.gather(*(worker() for _ in range(CLIENTS)))
-    return statuses
+    return await http_workers(base, ATTEMPTS, CLIENTS, claim)
 
 
 @pytest.mark.parametrize("lock_mode", ["advisory", "wait", "nowait"])
@@ -62,20 +51,19 @@ def test_a_claim_through_one_instance_is_seen_at_once_through_another(db):
         live_server(settings) as b,
         httpx.Client(headers=CLIENT_AUTH, timeout=10) as http,
     ):
-        if True:
-            assert http.get(f"{b}/v1/codes/SHARED").json()["usage_count"] == 0
-            usage_b = http.post(f"{b}/v1/usage", json={"codes": ["SHARED"]}).json()
-            assert usage_b["codes"][0]["usage_count"] == 0
-            assert http.get(f"{b}/v1/codes/SHARED").json()["usage_count"] == 0  # cached now
-            claim = http.post(f"{a}/v1/codes/SHARED/claims", json={"holder": "x"})
-            assert claim.status_code == 201
-            seen = _wait_for(lambda: http.get(f"{b}/v1/codes/SHARED").json()["usage_count"] == 1)
-            assert seen, "instance B kept serving its cached status"
-            usage_b = http.post(f"{b}/v1/usage", json={"codes": ["SHARED"]}).json()
-            assert usage_b["codes"][0]["usage_count"] == 1
-            stats = http.get(f"{b}/health/detailed").json()
-            assert stats["listener"]["notifications"] >= 1
-            assert stats["cache"]["hits"] >= 1  # the cache was really in use
+        assert http.get(f"{b}/v1/codes/SHARED").json()["usage_count"] == 0
+        usage_b = http.post(f"{b}/v1/usage", json={"codes": ["SHARED"]}).json()
+        assert usage_b["codes"][0]["usage_count"] == 0
+        assert http.get(f"{b}/v1/codes/SHARED").json()["usage_count"] == 0  # cached now
+        claim = http.post(f"{a}/v1/codes/SHARED/claims", json={"holder": "x"})
+        assert claim.status_code == 201
+        seen = _wait_for(lambda: http.get(f"{b}/v1/codes/SHARED").json()["usage_count"] == 1)
+        assert seen, "instance B kept serving its cached status"
+        usage_b = http.post(f"{b}/v1/usage", json={"codes": ["SHARED"]}).json()
+        assert usage_b["codes"][0]["usage_count"] == 1
+        stats = http.get(f"{b}/health/detailed").json()
+        assert stats["listener"]["notifications"] >= 1
+        assert stats["cache"]["hits"] >= 1  # the cache was really in use
 
 
 def test_direct_sql_writes_reach_the_cache_too(db):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -21,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from api import pgserver
 from tests.concurrency import audit, reset
-from tests.http_support import CLIENT_AUTH, live_server, settings_for
+from tests.http_support import http_workers, live_server, settings_for
 
 SERVER_POOL = 3  # PgBouncer's server connections for the database
 
@@ -63,7 +62,7 @@ logfile = {workdir}/pgbouncer.log
 """)
     cmd = [_pgbouncer_binary(), str(workdir / "pgbouncer.ini")]
     if os.geteuid() == 0:  # PgBouncer refuses to run as root
-        cmd[1:1] = ["-u", pwd.getpwnam("postgres").pw_name if _has_user("postgres") else "nobody"]
+        cmd[1:1] = ["-u", pgserver.service_user()]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 20
@@ -86,36 +85,20 @@ logfile = {workdir}/pgbouncer.log
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _has_user(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
-
-
 async def _traffic(base: str, attempts: int, clients: int) -> Counter:
     """Claims for distinct holders, each successful claim released again half the time."""
-    statuses: Counter = Counter()
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(attempts):
-        queue.put_nowait(i)
-    async with httpx.AsyncClient(base_url=base, headers=CLIENT_AUTH, timeout=60) as http:
 
-        async def worker() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                r = await http.post("/v1/codes/BOUNCE/claims", json={"holder": f"h{i}"})
-                statuses[("claim", r.status_code)] += 1
-                if r.status_code == 201 and i % 2:
-                    c = r.json()
-                    rel = await http.delete(
-                        f"/v1/claims/{c['claim_id']}", headers={"X-Claim-Token": c["token"]}
-                    )
-                    statuses[("release", rel.status_code, rel.json()["released"])] += 1
+    async def claim_and_maybe_release(http, i, tally):
+        r = await http.post("/v1/codes/BOUNCE/claims", json={"holder": f"h{i}"})
+        tally[("claim", r.status_code)] += 1
+        if r.status_code == 201 and i % 2:
+            c = r.json()
+            rel = await http.delete(
+                f"/v1/claims/{c['claim_id']}", headers={"X-Claim-Token": c["token"]}
+            )
+            tally[("release", rel.status_code, rel.json()["released"])] += 1
 
-        await asyncio.gather(*(worker() for _ in range(clients)))
-    return statuses
+    return await http_workers(base, attempts, clients, claim_and_maybe_release)
 
 
 def test_api_behind_pgbouncer_transaction_mode(db):

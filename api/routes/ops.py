@@ -10,15 +10,16 @@ from litestar.datastructures import State
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api import __version__
-from api.db import fetch_one, round_trip_ms
+from api.db import fetch_one
 from api.metrics import WINDOWS
 
 
 async def _database(state: State) -> dict:
-    """Round trip and installed schema version; never raises."""
+    """Installed schema version, timed as the round trip; never raises."""
     try:
-        ms = await round_trip_ms(state.pool)
+        started = time.perf_counter()
         row = await fetch_one(state.pool, "SELECT capacity.version() AS version")
+        ms = (time.perf_counter() - started) * 1000
         return {"reachable": True, "round_trip_ms": round(ms, 3), "schema_version": row["version"]}
     except Exception as err:
         return {"reachable": False, "error": str(err).strip()[:300]}
