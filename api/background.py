@@ -39,6 +39,7 @@ class Listener:
         self.cache = cache
         self.connected = asyncio.Event()
         self.notifications = 0
+        self.connects = 0  # more than 1: the session was lost and re-established
 
     async def run(self) -> None:
         delay = 0.1
@@ -48,6 +49,7 @@ class Listener:
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.cache.clear()  # whatever happened while we were not listening
+                    self.connects += 1
                     self.connected.set()
                     delay = 0.1
                     async for note in conn.notifies():

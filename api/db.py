@@ -57,4 +57,7 @@ async def fetch_all(pool: AsyncConnectionPool, query: str, params: tuple = ()) -
 
 
 async def listen_connection(url: str) -> psycopg.AsyncConnection:
-    return await psycopg.AsyncConnection.connect(url, autocommit=True)
+    """A dedicated session for LISTEN, named so operators can find it in pg_stat_activity."""
+    return await psycopg.AsyncConnection.connect(
+        url, autocommit=True, application_name="pgcapacity-listener"
+    )

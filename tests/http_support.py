@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 
@@ -93,3 +94,13 @@ def assert_error(response, name: str, status: int) -> dict:
     assert error["sqlstate"].startswith("CP") and error["message"], body
     assert isinstance(error["details"], dict), body
     return error
+
+
+def wait_for(condition, timeout: float = 15.0) -> bool:
+    """Polls a condition (no fixed sleeps): True as soon as it holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from datetime import datetime
 
@@ -12,7 +11,7 @@ import psycopg
 import pytest
 
 from tests.concurrency import audit, reset
-from tests.http_support import CLIENT_AUTH, http_workers, live_server, settings_for
+from tests.http_support import CLIENT_AUTH, http_workers, live_server, settings_for, wait_for
 
 CLIENTS = 64
 CAPACITY = 400
@@ -57,7 +56,7 @@ def test_a_claim_through_one_instance_is_seen_at_once_through_another(db):
         assert http.get(f"{b}/v1/codes/SHARED").json()["usage_count"] == 0  # cached now
         claim = http.post(f"{a}/v1/codes/SHARED/claims", json={"holder": "x"})
         assert claim.status_code == 201
-        seen = _wait_for(lambda: http.get(f"{b}/v1/codes/SHARED").json()["usage_count"] == 1)
+        seen = wait_for(lambda: http.get(f"{b}/v1/codes/SHARED").json()["usage_count"] == 1)
         assert seen, "instance B kept serving its cached status"
         usage_b = http.post(f"{b}/v1/usage", json={"codes": ["SHARED"]}).json()
         assert usage_b["codes"][0]["usage_count"] == 1
@@ -72,7 +71,7 @@ def test_direct_sql_writes_reach_the_cache_too(db):
         assert http.get(f"{base}/v1/codes/SQLSIDE").json()["usage_count"] == 0
         with psycopg.connect(db, autocommit=True) as conn:
             conn.execute("SELECT capacity.claim('SQLSIDE', 'from-sql')")
-        assert _wait_for(lambda: http.get(f"{base}/v1/codes/SQLSIDE").json()["usage_count"] == 1)
+        assert wait_for(lambda: http.get(f"{base}/v1/codes/SQLSIDE").json()["usage_count"] == 1)
 
 
 def test_dashboard_catches_up_with_a_burst_of_writes(db):
@@ -96,16 +95,6 @@ def test_dashboard_catches_up_with_a_burst_of_writes(db):
             ]
             return rows, body["refreshed_at"]
 
-        assert _wait_for(lambda: board()[0] == [tuple(r) for r in expected])
+        assert wait_for(lambda: board()[0] == [tuple(r) for r in expected])
         _, refreshed_at = board()
         assert datetime.fromisoformat(refreshed_at) >= last_write  # built after the last write
-
-
-def _wait_for(condition, timeout: float = 15.0) -> bool:
-    """Polls a condition (no fixed sleeps): True as soon as it holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
