@@ -28,8 +28,9 @@ lint: setup ## ruff over the Python code
 run: setup ## serve the API on 127.0.0.1:8000 (embedded PostgreSQL in ./.pgdata unless DATABASE_URL is set)
 	$(BIN)/pgcapacity serve --embedded .pgdata --migrate --demo-token
 
-bench: setup ## benchmarks (not available yet: see the performance issue)
-	@echo "make bench: not available yet."
+BENCH_ARGS ?=
+bench: setup ## benchmark workloads x lock modes x clients against baselines (BENCH_ARGS='--help')
+	$(BIN)/pgcapacity bench $(BENCH_ARGS)
 
 sql: setup ## print the install SQL for psql -f
 	@$(BIN)/pgcapacity sql

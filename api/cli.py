@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 
 from api import __version__, installer
+from api.bench import main as bench_main
 
 
 def _database_url() -> str:
@@ -95,11 +96,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
 
-def cmd_not_yet(args: argparse.Namespace) -> int:
-    print(f"pgcapacity {args.command}: not available yet in {__version__}", file=sys.stderr)
-    return 2
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pgcapacity", description=__doc__)
     p.add_argument("--version", action="version", version=f"pgcapacity {__version__}")
@@ -126,7 +122,11 @@ def parser() -> argparse.ArgumentParser:
         help="generate an admin token (kept in DIR/admin-token) if none is set",
     )
     v.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    sub.add_parser("bench", help="not available yet")
+    b = sub.add_parser(
+        "bench",
+        help="benchmark workloads x lock modes x clients against the baselines (see docs/benchmarks.md)",
+    )
+    bench_main.add_arguments(b)
     return p
 
 
@@ -137,13 +137,14 @@ COMMANDS = {
     "expire-idle": cmd_expire_idle,
     "refresh": cmd_refresh,
     "serve": cmd_serve,
+    "bench": bench_main.run,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return COMMANDS.get(args.command, cmd_not_yet)(args)
+        return COMMANDS[args.command](args)
     except psycopg.Error as err:
         print(f"pgcapacity {args.command}: {err}", file=sys.stderr)
         return 1

@@ -1,0 +1,226 @@
+"""`pgcapacity bench`: the matrix of workloads x lock modes x clients, with baselines.
+
+Without DATABASE_URL it starts a private PostgreSQL with fsync and synchronous commit on
+(the durable settings users run with); with DATABASE_URL it creates a scratch database on
+that server and drops it at the end. Progress goes to stderr, the table (or --json) to
+stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+from api import installer, pgserver
+from api.bench import workloads
+from api.bench.report import Row, add_ratios, as_json, table
+from api.bench.runner import measure
+
+DEFAULT_WORKLOADS = list(workloads.WORKLOADS)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seconds", type=float, default=3.0, help="measured seconds per row (3)")
+    p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per row (1)")
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 64], help="(1 8 32 64)")
+    p.add_argument(
+        "--workloads",
+        nargs="+",
+        default=DEFAULT_WORKLOADS,
+        choices=DEFAULT_WORKLOADS,
+        metavar="NAME",
+        help=f"subset of: {' '.join(DEFAULT_WORKLOADS)}",
+    )
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        default=list(workloads.LOCK_MODES),
+        choices=workloads.LOCK_MODES,
+        help="lock modes of the pgcapacity workloads (all three)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the whole matrix N times, interleaved, and keep each row's median run",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=0,
+        help="client-side retries of a contended claim before giving up (0: the SQL "
+        "function's own NOWAIT retries only)",
+    )
+    p.add_argument(
+        "--notify",
+        choices=["on", "off"],
+        default="on",
+        help="pgcapacity.notify for the bench sessions (off: no change-feed NOTIFY)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+
+
+@contextmanager
+def scratch_database(server_conninfo: str | None) -> Iterator[tuple[str, str]]:
+    """(conninfo of a fresh database with pgcapacity installed, server description) on
+    the given server, else on DATABASE_URL's, else on a private durable one."""
+    server = (
+        pgserver.Server(server_conninfo, "given")
+        if server_conninfo
+        else pgserver.provide(durable=True)
+    )
+    name = f"pgcapacity_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        pgserver.wait_ready(server.conninfo)
+        with psycopg.connect(server.conninfo, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        db = pgserver.with_database(server.conninfo, name)
+        try:
+            installer.migrate(db)
+            yield db, server.kind
+        finally:
+            with psycopg.connect(server.conninfo, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        server.stop()
+
+
+def _server_facts(conn: psycopg.Connection, kind: str) -> dict:
+    facts = {"server": kind, "cpus": os.cpu_count(), "machine": platform.machine()}
+    facts["version"] = conn.execute("SHOW server_version").fetchone()[0]
+    for setting in ("fsync", "synchronous_commit", "max_connections", "shared_buffers"):
+        facts[setting] = conn.execute(f"SHOW {setting}").fetchone()[0]
+    return facts
+
+
+def _plan(args: argparse.Namespace) -> list[tuple[str, str | None, int]]:
+    """Clients outermost so that each workload sits next to its baselines in time."""
+    rows = []
+    for clients in args.clients:
+        for name in args.workloads:
+            w = workloads.WORKLOADS[name]
+            modes = [m for m in w.lock_modes if m is None or m in args.modes]
+            rows += [(name, mode, clients) for mode in modes]
+    return rows
+
+
+def _progress(text: str, *, done: bool = False) -> None:
+    if sys.stderr.isatty():
+        print(f"\r\033[K{text}", end="\n" if done else "", file=sys.stderr, flush=True)
+    elif done:
+        print(text, file=sys.stderr, flush=True)
+
+
+def run_row(db_conn, conns, name, mode, clients, args, label) -> Row:
+    w = workloads.WORKLOADS[name]
+    workloads.reset(db_conn, max(args.clients))
+    tick = lambda ops: _progress(f"{label} {ops / args.seconds:>8.0f} ops/s so far")  # noqa: E731
+    m = measure(
+        conns[:clients],
+        w.make_op(mode, args.retries),
+        seconds=args.seconds,
+        warmup=args.warmup,
+        seed=hash((name, mode, clients)) & 0xFFFF,
+        tick=tick,
+    )
+    problems = workloads.audit(db_conn, w, m) if w.audited else []
+    errors = sum(v for k, v in m.tally.items() if k.startswith("error "))
+    problems += [k for k in m.tally if k.startswith("error ")][:3]
+    return Row(
+        workload=name,
+        lock_mode=mode,
+        clients=clients,
+        seconds=m.seconds,
+        ops=m.ops,
+        ops_per_s=round(m.throughput, 1),
+        p50_ms=m.percentile_ms(0.50),
+        p95_ms=m.percentile_ms(0.95),
+        p99_ms=m.percentile_ms(0.99),
+        contention=m.tally["contention"],
+        retries=m.tally["retries"],
+        giveups=m.tally["giveup"],
+        full=m.tally["full"],
+        refused=m.tally["refused"],
+        errors=errors,
+        problems=problems,
+        audited=w.audited,
+    )
+
+
+def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
+    plan = _plan(args)
+    started = time.monotonic()
+    runs: dict[tuple, list[Row]] = {}
+    with scratch_database(server_conninfo) as (db, kind):
+        options = "-c lock_timeout=5000 -c application_name=pgcapacity-bench"
+        options += " -c pgcapacity.notify=off" if args.notify == "off" else ""
+        with psycopg.connect(db, autocommit=True) as admin:
+            meta = _server_facts(admin, kind) | {
+                "seconds": args.seconds,
+                "warmup": args.warmup,
+                "repeat": args.repeat,
+                "retries": args.retries,
+                "notify": args.notify,
+            }
+            workloads.install(admin)
+            conns = [
+                psycopg.connect(db, autocommit=True, options=options)
+                for _ in range(max(args.clients))
+            ]
+            try:
+                total = len(plan) * args.repeat
+                for r in range(args.repeat):
+                    for i, (name, mode, clients) in enumerate(plan):
+                        label = (
+                            f"[{r * len(plan) + i + 1:>3}/{total}] {name:<13}{mode or '-':<9}"
+                            f"{clients:>3} clients"
+                        )
+                        row = run_row(admin, conns, name, mode, clients, args, label)
+                        runs.setdefault((name, mode, clients), []).append(row)
+                        verdict = "" if not row.problems else "  FAIL: " + "; ".join(row.problems)
+                        _progress(f"{label} {row.ops_per_s:>8.0f} ops/s{verdict}", done=True)
+            finally:
+                for c in conns:
+                    c.close()
+    rows = [_median(v) for v in runs.values()]
+    add_ratios(rows, {n: w.baseline for n, w in workloads.WORKLOADS.items()})
+    rows.sort(key=lambda r: (DEFAULT_WORKLOADS.index(r.workload), r.lock_mode or "", r.clients))
+    meta["elapsed_s"] = round(time.monotonic() - started, 1)
+    if args.json:
+        print(json.dumps(as_json(meta, rows), indent=2))
+    else:
+        print(_title(meta))
+        print(table(rows))
+    return 1 if any(r.problems for r in rows) else 0
+
+
+def _median(candidates: list[Row]) -> Row:
+    """The run with the median throughput (its latencies belong to that same run)."""
+    ordered = sorted(candidates, key=lambda r: r.ops_per_s)
+    chosen = ordered[(len(ordered) - 1) // 2]
+    if len(candidates) > 1:
+        chosen.problems = sorted({p for r in candidates for p in r.problems})
+        chosen.ops_per_s = round(statistics.median(r.ops_per_s for r in candidates), 1)
+    return chosen
+
+
+def _title(meta: dict) -> str:
+    return (
+        f"pgcapacity bench: PostgreSQL {meta['version']} ({meta['server']}), {meta['cpus']} CPUs, "
+        f"fsync={meta['fsync']}, synchronous_commit={meta['synchronous_commit']}, "
+        f"notify={meta['notify']}; {meta['seconds']:g} s per row after {meta['warmup']:g} s "
+        f"warm-up, median of {meta['repeat']}; {meta['elapsed_s']} s in all.\n"
+        "ops/s: successful ops (claim+release pairs; reads: check + usage_batch); latencies "
+        "in ms per op; give-up: share of attempts abandoned to contention; x base: ops/s over "
+        "the workload's baseline at the same clients; x raw: over the raw-update pair.\n"
+    )

@@ -1,0 +1,85 @@
+"""The benchmark's output: one table (or JSON) with ratios to the baselines of the same run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Row:
+    workload: str
+    lock_mode: str | None
+    clients: int
+    seconds: float
+    ops: int
+    ops_per_s: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    contention: int  # contended attempts (LOCK_CONTENDED, lock timeouts)
+    retries: int  # client-side retries after contention
+    giveups: int  # ops abandoned because of contention
+    full: int  # claims refused with CODE_FULL
+    refused: int  # claims refused by the holder limit
+    errors: int  # anything else (should be 0)
+    problems: list[str] = field(default_factory=list)  # the correctness line; [] = correct
+    audited: bool = True
+    vs_baseline: float | None = None
+    vs_raw: float | None = None
+
+    @property
+    def attempts(self) -> int:
+        return self.ops + self.giveups + self.full + self.refused + self.errors
+
+    @property
+    def giveup_rate(self) -> float:
+        return self.giveups / self.attempts if self.attempts else 0.0
+
+
+def add_ratios(rows: list[Row], baseline_of: dict[str, str | None]) -> None:
+    """vs_baseline: ops/s over the workload's baseline at the same client count; vs_raw:
+    over the raw random-row UPDATE pair."""
+    best = {(r.workload, r.clients): r.ops_per_s for r in rows if r.lock_mode is None}
+    for r in rows:
+        base = best.get((baseline_of.get(r.workload), r.clients))
+        raw = best.get(("raw-update", r.clients))
+        r.vs_baseline = round(r.ops_per_s / base, 2) if base else None
+        r.vs_raw = round(r.ops_per_s / raw, 2) if raw and r.workload != "select1" else None
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+HEADER = (
+    f"{'workload':<13}{'mode':<9}{'clients':>7}{'ops/s':>9}{'p50':>8}{'p95':>8}{'p99':>8}"
+    f"{'content.':>9}{'retries':>8}{'give-up':>9}{'full/ref':>9}{'err':>5}"
+    f"{'x base':>8}{'x raw':>7}  correct"
+)
+
+
+def table(rows: list[Row]) -> str:
+    lines = [HEADER, "-" * len(HEADER)]
+    previous = None
+    for r in rows:
+        if previous and previous != r.workload:
+            lines.append("")
+        previous = r.workload
+        correct = (
+            ("ok" if not r.problems else "FAIL: " + "; ".join(r.problems)) if r.audited else ""
+        )
+        lines.append(
+            f"{r.workload:<13}{r.lock_mode or '-':<9}{r.clients:>7}{r.ops_per_s:>9.0f}"
+            f"{_ms(r.p50_ms):>8}{_ms(r.p95_ms):>8}{_ms(r.p99_ms):>8}"
+            f"{r.contention:>9}{r.retries:>8}{r.giveup_rate:>8.1%} {r.full + r.refused:>8}"
+            f"{r.errors:>5}{_ratio(r.vs_baseline):>8}{_ratio(r.vs_raw):>7}  {correct}"
+        )
+    return "\n".join(lines)
+
+
+def as_json(meta: dict, rows: list[Row]) -> dict:
+    return {"meta": meta, "rows": [asdict(r) | {"giveup_rate": r.giveup_rate} for r in rows]}

@@ -1,0 +1,66 @@
+"""`pgcapacity bench` end to end on the test server (tiny durations: this checks that every
+row runs and is audited, not how fast anything is)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import psycopg
+import pytest
+
+from api import cli
+from api.bench import main as bench_main
+from api.bench import workloads
+from api.bench.runner import Measurement
+
+
+def test_every_workload_runs_correctly_with_ratios(admin_conninfo, capsys):
+    args = cli.parser().parse_args(
+        ["bench", "--seconds", "0.3", "--warmup", "0.1", "--clients", "3", "--json"]
+    )
+    assert bench_main.run(args, admin_conninfo) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = {(r["workload"], r["lock_mode"]): r for r in report["rows"]}
+    expected = {(w, m) for w in ("hot", "spread", "holders") for m in workloads.LOCK_MODES}
+    expected |= {(w, None) for w in ("read", "naive-hot", "naive-spread", "raw-update", "select1")}
+    assert set(rows) == expected
+    for key, row in rows.items():
+        assert row["ops"] > 0 and row["errors"] == 0 and row["problems"] == [], (key, row)
+        assert row["p50_ms"] <= row["p99_ms"]
+    assert rows[("hot", "wait")]["vs_baseline"] is not None
+    assert rows[("read", None)]["vs_baseline"] is not None  # against select1
+    assert report["meta"]["server"] == "given" and report["meta"]["version"]
+
+
+@pytest.fixture
+def bench_db(new_database):
+    db = new_database()
+    with psycopg.connect(db, autocommit=True) as conn:
+        workloads.install(conn)
+        workloads.reset(conn, 4)
+        yield conn
+
+
+def _measurement(claimed: int, released: int) -> Measurement:
+    return Measurement(1.0, Counter(), [], Counter(claimed=claimed, released=released))
+
+
+def test_the_audit_passes_on_a_consistent_database(bench_db):
+    assert workloads.audit(bench_db, workloads.WORKLOADS["hot"], _measurement(5, 5)) == []
+
+
+def test_the_audit_sees_usage_that_does_not_match_the_clients(bench_db):
+    problems = workloads.audit(bench_db, workloads.WORKLOADS["hot"], _measurement(3, 1))
+    assert problems == ["usage 0 != claims-releases 2"]
+
+
+def test_the_audit_sees_drift_and_overuse(bench_db):
+    bench_db.execute("ALTER TABLE capacity.codes DROP CONSTRAINT codes_usage_within_capacity")
+    bench_db.execute("UPDATE capacity.codes SET usage_count = 1001 WHERE code = 'BENCH-S00001'")
+    problems = workloads.audit(bench_db, workloads.WORKLOADS["spread"], _measurement(0, 0))
+    assert problems == [
+        "usage 1001 != claims-releases 0",
+        "1 codes above capacity",
+        "reconcile: 1 codes drift",
+    ]
