@@ -11,7 +11,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, OpenAPIType, Schema, SecurityScheme
 
 from api import __version__, schemas
-from api.background import DashboardRefresher, Listener, running
+from api.background import Listener, Periodic, running
 from api.cache import ResultCache
 from api.db import make_pool
 from api.errors import ErrorCatalog, handle_exception
@@ -35,7 +35,10 @@ def create_app(settings: Settings) -> Litestar:
     cache = ResultCache(settings.cache_size, settings.cache_ttl_ms)
     service = Capacity(pool, cache, settings.lock_mode)
     listener = Listener(settings.listen_url or settings.database_url, cache)
-    refresher = DashboardRefresher(service, settings.dashboard_refresh_ms)
+    refresher = Periodic(
+        "dashboard refresh", service.refresh_dashboard, settings.dashboard_refresh_ms
+    )
+    publisher = Periodic("change publishing", service.publish_changes, settings.change_feed_ms)
     metrics = Metrics(cache, pool)
 
     @contextlib.asynccontextmanager
@@ -44,7 +47,7 @@ def create_app(settings: Settings) -> Litestar:
         try:
             async with pool.connection() as conn:
                 app.state.catalog = await ErrorCatalog.load(conn)
-            async with running(listener.run(), refresher.run()):
+            async with running(listener.run(), publisher.run(), refresher.run()):
                 yield
         finally:
             await pool.close()
@@ -57,6 +60,7 @@ def create_app(settings: Settings) -> Litestar:
             "service": service,
             "listener": listener,
             "refresher": refresher,
+            "publisher": publisher,
             "metrics": metrics,
             "started": time.monotonic(),
         }

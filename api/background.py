@@ -4,8 +4,12 @@
   channel ``pgcapacity_changes``; the codes trigger sends the changed codes there. After a
   lost connection the whole cache is dropped (notifications may have been missed) and the
   listener reconnects with capped backoff.
+* The publisher calls ``capacity.publish_changes()`` every PGCAPACITY_CHANGE_FEED_MS: it turns
+  the marks the codes trigger left into NOTIFYs (writes do not notify themselves: that
+  would serialize every commit, see migration 0003). A cheap no-op when nothing changed;
+  with several instances one publishes and the others get 'busy'.
 * The refresher calls ``capacity.refresh_dashboard()`` every PGCAPACITY_DASHBOARD_REFRESH_MS;
-  the call is a cheap no-op unless writes marked the dashboard stale, which bounds its
+  the call is a cheap no-op unless changes were published, which bounds the dashboard's
   staleness to about one interval plus the refresh time.
 """
 
@@ -62,9 +66,12 @@ class Listener:
             delay = min(delay * 2, 5.0)
 
 
-class DashboardRefresher:
-    def __init__(self, service, interval_ms: int):
-        self.service = service
+class Periodic:
+    """Calls `call()` every `interval_ms`, surviving transient failures."""
+
+    def __init__(self, name: str, call, interval_ms: int):
+        self.name = name
+        self.call = call
         self.interval = interval_ms / 1000
         self.last_result: dict | None = None
         self.failures = 0
@@ -72,10 +79,10 @@ class DashboardRefresher:
     async def run(self) -> None:
         while True:
             try:
-                self.last_result = await self.service.refresh_dashboard()
-            except Exception as err:  # keep refreshing after a transient failure
+                self.last_result = await self.call()
+            except Exception as err:  # keep going after a transient failure
                 self.failures += 1
-                log.warning("dashboard refresh failed: %s", err)
+                log.warning("%s failed: %s", self.name, err)
             await asyncio.sleep(self.interval)
 
 

@@ -92,6 +92,9 @@ class Capacity:
             self.cache.invalidate_dashboard()
         return row
 
+    async def publish_changes(self) -> dict:
+        return await fetch_one(self.pool, "SELECT * FROM capacity.publish_changes()")
+
     async def upsert_codes(self, specs: list[schemas.CodeSpec]) -> schemas.UpsertResult:
         document = msgspec.json.decode(msgspec.json.encode(specs))
         row = await fetch_one(

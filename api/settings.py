@@ -65,6 +65,7 @@ class Settings:
     cache_ttl_ms: int = 1000
     cache_size: int = 10000
     dashboard_refresh_ms: int = 500
+    change_feed_ms: int = 50
     max_body_bytes: int = 1_048_576
     lock_mode: str | None = None  # None: the SQL default of capacity.claim()
     alert_avg_ms: float = 1000.0
@@ -111,6 +112,7 @@ class Settings:
             cache_ttl_ms=_int(env, "PGCAPACITY_CACHE_TTL_MS", 1000),
             cache_size=_int(env, "PGCAPACITY_CACHE_SIZE", 10000),
             dashboard_refresh_ms=_int(env, "PGCAPACITY_DASHBOARD_REFRESH_MS", 500, 10),
+            change_feed_ms=_int(env, "PGCAPACITY_CHANGE_FEED_MS", 50, 5),
             max_body_bytes=_int(env, "PGCAPACITY_MAX_BODY_BYTES", 1_048_576, 1024),
             lock_mode=env.get("PGCAPACITY_LOCK_MODE") or None,
             alert_avg_ms=_float(env, "PGCAPACITY_ALERT_AVG_MS", 1000.0),

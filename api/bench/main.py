@@ -14,6 +14,7 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -62,10 +63,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "function's own NOWAIT retries only)",
     )
     p.add_argument(
-        "--notify",
-        choices=["on", "off"],
-        default="on",
-        help="pgcapacity.notify for the bench sessions (off: no change-feed NOTIFY)",
+        "--publish-ms",
+        type=int,
+        default=50,
+        help="call capacity.publish_changes() every N ms during the run, as a running API "
+        "does (50; 0: never)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
@@ -163,20 +165,20 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
     runs: dict[tuple, list[Row]] = {}
     with scratch_database(server_conninfo) as (db, kind):
         options = "-c lock_timeout=5000 -c application_name=pgcapacity-bench"
-        options += " -c pgcapacity.notify=off" if args.notify == "off" else ""
         with psycopg.connect(db, autocommit=True) as admin:
             meta = _server_facts(admin, kind) | {
                 "seconds": args.seconds,
                 "warmup": args.warmup,
                 "repeat": args.repeat,
                 "retries": args.retries,
-                "notify": args.notify,
+                "publish_ms": args.publish_ms,
             }
             workloads.install(admin)
             conns = [
                 psycopg.connect(db, autocommit=True, options=options)
                 for _ in range(max(args.clients))
             ]
+            stop_publishing = _publisher(db, args.publish_ms)
             try:
                 total = len(plan) * args.repeat
                 for r in range(args.repeat):
@@ -190,6 +192,7 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
                         verdict = "" if not row.problems else "  FAIL: " + "; ".join(row.problems)
                         _progress(f"{label} {row.ops_per_s:>8.0f} ops/s{verdict}", done=True)
             finally:
+                stop_publishing()
                 for c in conns:
                     c.close()
     rows = [_median(v) for v in runs.values()]
@@ -202,6 +205,28 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
         print(_title(meta))
         print(table(rows))
     return 1 if any(r.problems for r in rows) else 0
+
+
+def _publisher(db: str, interval_ms: int):
+    """What a running API adds to the database: publishing the change feed. Returns the
+    function that stops it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        with psycopg.connect(db, autocommit=True) as conn:
+            while not stop.wait(interval_ms / 1000):
+                conn.execute("SELECT capacity.publish_changes()")
+
+    thread = threading.Thread(target=loop, daemon=True, name="publisher")
+    if interval_ms > 0:
+        thread.start()
+
+    def halt() -> None:
+        stop.set()
+        if thread.is_alive():
+            thread.join()
+
+    return halt
 
 
 def _median(candidates: list[Row]) -> Row:
@@ -218,7 +243,7 @@ def _title(meta: dict) -> str:
     return (
         f"pgcapacity bench: PostgreSQL {meta['version']} ({meta['server']}), {meta['cpus']} CPUs, "
         f"fsync={meta['fsync']}, synchronous_commit={meta['synchronous_commit']}, "
-        f"notify={meta['notify']}; {meta['seconds']:g} s per row after {meta['warmup']:g} s "
+        f"publish every {meta['publish_ms']} ms; {meta['seconds']:g} s per row after {meta['warmup']:g} s "
         f"warm-up, median of {meta['repeat']}; {meta['elapsed_s']} s in all.\n"
         "ops/s: successful ops (claim+release pairs; reads: check + usage_batch); latencies "
         "in ms per op; give-up: share of attempts abandoned to contention; x base: ops/s over "

@@ -252,7 +252,7 @@ def reset(conn: psycopg.Connection, max_clients: int) -> None:
     """Between rows: no history, fresh holder limits, vacuumed tables, so that no row
     pays for the rows before it."""
     conn.execute("""
-        TRUNCATE capacity.claims, capacity.events, capacity.holders, capacity.dashboard_stale,
+        TRUNCATE capacity.claims, capacity.events, capacity.holders, capacity.pending_changes,
                  bench.naive_claims""")
     conn.execute("UPDATE capacity.codes SET usage_count = 0 WHERE usage_count <> 0")
     conn.execute("UPDATE bench.naive_codes SET usage = 0 WHERE usage <> 0")

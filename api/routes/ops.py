@@ -94,6 +94,10 @@ class HealthController(Controller):
                 "last_refresh": state.refresher.last_result,
                 "failures": state.refresher.failures,
             },
+            "change_feed": {
+                "last_publish": state.publisher.last_result,
+                "failures": state.publisher.failures,
+            },
             "uptime_seconds": round(time.monotonic() - state.started, 1),
             "recommendations": advice,
         }

@@ -1,8 +1,9 @@
--- Brings capacity.dashboard up to date when writes marked it stale, when it is older than
--- max_age (its "last hour" columns age by themselves) or when forced. One refresher at a
--- time (transaction-scoped advisory lock); a concurrent call returns reason 'busy'.
--- Marks are consumed before the refresh reads the tables, so a write that commits in
--- between leaves its mark for the next call: nothing is ever missed.
+-- Brings capacity.dashboard up to date when changes were published since the last refresh,
+-- when it is older than max_age (its "last hour" columns age by themselves) or when forced.
+-- One refresher at a time (transaction-scoped advisory lock); a concurrent call returns
+-- reason 'busy'. It publishes pending changes first (so cron users need nothing else), and
+-- records the publication count it read *before* refreshing: a batch published later
+-- leaves the dashboard stale for the next call, so nothing is ever missed.
 CREATE OR REPLACE FUNCTION capacity.refresh_dashboard(force boolean DEFAULT false,
                                                       max_age interval DEFAULT '1 minute')
 RETURNS TABLE (refreshed boolean, refreshed_at timestamptz, reason text)
@@ -11,21 +12,22 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_last    timestamptz;
-    v_marks   bigint;
-    v_reason  text;
-    v_started timestamptz := clock_timestamp();
+    v_last      timestamptz;
+    v_through   bigint;
+    v_published bigint;
+    v_reason    text;
+    v_started   timestamptz := clock_timestamp();
 BEGIN
     IF NOT pg_try_advisory_xact_lock(capacity._lock_namespace(), -3) THEN
         SELECT r.refreshed_at INTO v_last FROM capacity.dashboard_refreshes AS r;
         RETURN QUERY SELECT false, v_last, 'busy'::text;
         RETURN;
     END IF;
-    WITH consumed AS (DELETE FROM capacity.dashboard_stale RETURNING 1)
-    SELECT count(*) INTO v_marks FROM consumed;
-    SELECT r.refreshed_at INTO v_last FROM capacity.dashboard_refreshes AS r;
+    PERFORM capacity.publish_changes();
+    SELECT f.published INTO v_published FROM capacity.change_feed AS f;
+    SELECT r.refreshed_at, r.refreshed_through INTO v_last, v_through FROM capacity.dashboard_refreshes AS r;
     v_reason := CASE WHEN force THEN 'forced'
-                     WHEN v_marks > 0 THEN 'changes'
+                     WHEN v_published > v_through THEN 'changes'
                      WHEN v_last IS NULL OR v_last < clock_timestamp() - max_age THEN 'max_age'
                 END;
     IF v_reason IS NULL THEN
@@ -33,10 +35,11 @@ BEGIN
         RETURN;
     END IF;
     REFRESH MATERIALIZED VIEW CONCURRENTLY capacity.dashboard;
-    INSERT INTO capacity.dashboard_refreshes AS r (refreshed_at, duration_ms)
-    VALUES (v_started, extract(epoch FROM clock_timestamp() - v_started) * 1000)
+    INSERT INTO capacity.dashboard_refreshes AS r (refreshed_at, duration_ms, refreshed_through)
+    VALUES (v_started, extract(epoch FROM clock_timestamp() - v_started) * 1000, v_published)
     ON CONFLICT (singleton) DO UPDATE
-       SET refreshed_at = EXCLUDED.refreshed_at, duration_ms = EXCLUDED.duration_ms;
+       SET refreshed_at = EXCLUDED.refreshed_at, duration_ms = EXCLUDED.duration_ms,
+           refreshed_through = EXCLUDED.refreshed_through;
     -- API instances drop their cached copy of the dashboard.
     PERFORM pg_notify('pgcapacity_changes', '#dashboard');
     RETURN QUERY SELECT true, v_started, v_reason;

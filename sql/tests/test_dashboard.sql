@@ -1,24 +1,31 @@
--- The trigger-refreshed dashboard: writes mark it stale, refresh_dashboard() catches up.
+-- The trigger-refreshed dashboard and the change feed: writes leave marks, publish_changes()
+-- turns them into notifications, refresh_dashboard() catches up.
 BEGIN;
-SELECT plan(11);
+SELECT plan(14);
 
 SELECT lives_ok($$ SELECT capacity.upsert_codes('[{"code": "D1", "max_uses": 10, "pool": "dash"},
                                                   {"code": "D2", "max_uses": 2, "pool": "dash"},
                                                   {"code": "D3", "max_uses": 5, "pool": "other"}]') $$,
                 'fixture codes');
-SELECT ok((SELECT count(*) FROM capacity.dashboard_stale) >= 1, 'upsert marked the dashboard stale');
+SELECT ok((SELECT count(*) FROM capacity.pending_changes) >= 1, 'upsert left a change mark');
 SELECT results_eq($$ SELECT refreshed, reason FROM capacity.refresh_dashboard() $$,
                   $$ VALUES (true, 'changes') $$, 'marks make refresh_dashboard() refresh');
-SELECT is((SELECT count(*)::integer FROM capacity.dashboard_stale), 0, 'the refresh consumed the marks');
+SELECT is((SELECT count(*)::integer FROM capacity.pending_changes), 0, 'the refresh published the marks');
 SELECT results_eq($$ SELECT refreshed, reason FROM capacity.refresh_dashboard() $$,
                   $$ VALUES (false, 'fresh') $$, 'without writes nothing is refreshed');
 
 SELECT lives_ok($$ SELECT capacity.claim('D2', 'h' || i) FROM generate_series(1, 2) AS i $$, 'two claims fill D2');
 SELECT lives_ok($$ SELECT capacity.claim('D1', 'h' || i) FROM generate_series(1, 9) AS i $$, 'nine claims on D1');
-SELECT is((SELECT count(*)::integer FROM capacity.dashboard_stale), 11,
+SELECT is((SELECT count(*)::integer FROM capacity.pending_changes), 11,
           'each claim (one UPDATE of codes) appended exactly one mark');
+SELECT results_eq($$ SELECT DISTINCT codes FROM capacity.pending_changes ORDER BY codes $$,
+                  $$ VALUES ('{D1}'::text[]), ('{D2}') $$, 'a mark names the code its statement changed');
+SELECT results_eq($$ SELECT * FROM capacity.publish_changes() $$,
+                  $$ VALUES (true, 2, 'changes') $$, 'publish_changes() consumed the marks of two codes');
+SELECT results_eq($$ SELECT * FROM capacity.publish_changes() $$,
+                  $$ VALUES (false, 0, 'nothing') $$, 'nothing is published twice');
 SELECT results_eq($$ SELECT refreshed, reason FROM capacity.refresh_dashboard() $$,
-                  $$ VALUES (true, 'changes') $$, 'the claims make it refresh');
+                  $$ VALUES (true, 'changes') $$, 'published changes make the dashboard refresh');
 SELECT results_eq(
     $$ SELECT pool, codes, active_codes, full_codes, near_capacity_codes, units_used, units_total,
               active_claims, claims_last_hour, expiries_last_hour

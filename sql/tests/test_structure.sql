@@ -1,10 +1,10 @@
 -- Structure: schema, tables, result types, and every public function's signature pinned.
 BEGIN;
-SELECT plan(69);
+SELECT plan(70);
 
 SELECT has_schema('capacity', 'schema capacity exists');
 SELECT tables_are('capacity', ARRAY['codes', 'holders', 'claims', 'events', 'app_roles', 'migrations',
-                                    'dashboard_stale', 'dashboard_refreshes'],
+                                    'pending_changes', 'change_feed', 'dashboard_refreshes'],
                   'capacity has exactly the expected tables');
 SELECT views_are('capacity', ARRAY['code_usage', 'holder_usage'], 'capacity has exactly the expected views');
 SELECT materialized_views_are('capacity', ARRAY['dashboard'], 'capacity has exactly one materialized view, the dashboard');
@@ -67,6 +67,7 @@ SELECT function_returns('capacity', 'version', ARRAY[]::text[], 'text', 'version
 SELECT has_function('capacity', 'prune_events', ARRAY['interval', 'integer'], 'prune_events(older_than, batch_size)');
 SELECT has_function('capacity', 'grant_app_access', ARRAY['name'], 'grant_app_access(app_role)');
 SELECT has_function('capacity', 'refresh_dashboard', ARRAY['boolean', 'interval'], 'refresh_dashboard(force, max_age)');
+SELECT has_function('capacity', 'publish_changes', ARRAY[]::text[], 'publish_changes()');
 
 -- Argument names are part of the API (named-argument calls).
 SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.claim(text,text,text)'::regprocedure),

@@ -1,0 +1,77 @@
+"""The change feed: writes leave marks, publish_changes() turns them into NOTIFYs."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.concurrency import reset
+
+
+@pytest.fixture
+def listener(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("LISTEN pgcapacity_changes")
+        yield conn
+
+
+def heard(conn: psycopg.Connection) -> list[str]:
+    """Notifications already delivered to the listening session (no waiting)."""
+    conn.execute("SELECT 1")  # notifications arrive with the next round trip
+    return [n.payload for n in conn.notifies(timeout=0.2, stop_after=100)]
+
+
+def publish(db: str):
+    with psycopg.connect(db, autocommit=True) as conn:
+        return conn.execute("SELECT * FROM capacity.publish_changes()").fetchone()
+
+
+def test_writes_are_heard_only_once_published(db, listener):
+    reset(db, [{"code": "FEED-A", "max_uses": 5}, {"code": "FEED-B", "max_uses": 5}])
+    publish(db)
+    heard(listener)  # forget the set-up
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SELECT capacity.claim('FEED-A', 'x')")
+        conn.execute("SELECT capacity.claim('FEED-B', 'x')")
+        conn.execute("SELECT capacity.claim('FEED-A', 'y')")
+    assert heard(listener) == []  # a write does not notify by itself
+    assert publish(db) == (True, 2, "changes")
+    assert heard(listener) == ["FEED-A,FEED-B"]
+    assert publish(db) == (False, 0, "nothing")
+
+
+def test_an_uncommitted_write_is_published_only_after_its_commit(db, listener):
+    reset(db, [{"code": "FEED-C", "max_uses": 5}])
+    publish(db)
+    heard(listener)
+    with psycopg.connect(db) as writer:
+        writer.execute("SELECT capacity.claim('FEED-C', 'x')")
+        assert publish(db) == (False, 0, "nothing")  # its mark is not visible yet
+        writer.commit()
+    assert publish(db) == (True, 1, "changes")
+    assert heard(listener) == ["FEED-C"]
+
+
+def test_many_codes_are_split_into_notifications_that_fit(db, listener):
+    codes = [{"code": f"FEED-LONG-{'X' * 40}-{i:04d}", "max_uses": 1} for i in range(400)]
+    reset(db, codes)
+    publish(db)
+    heard(listener)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("UPDATE capacity.codes SET metadata = '{\"touched\": true}'")
+    assert publish(db) == (True, 400, "changes")
+    payloads = heard(listener)
+    assert (
+        len(payloads) == 4 and all
+    )  # 400 codes of 55 bytes: 125 per 7000 bytes(len(p.encode()) <= 7000 for p in payloads)
+    assert sorted(",".join(payloads).split(",")) == sorted(c["code"] for c in codes)
+
+
+def test_truncate_is_published_as_drop_everything(db, listener):
+    reset(db, [])
+    publish(db)
+    heard(listener)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("TRUNCATE capacity.codes CASCADE")
+    assert publish(db)[0] is True
+    assert heard(listener) == ["*"]
