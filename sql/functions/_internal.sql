@@ -103,11 +103,16 @@ RETURNS void
 LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
-    v_detail text := pg_catalog.jsonb_build_object(
+    v_blocker text := capacity._blocker(c);
+    v_detail  text;
+BEGIN
+    IF v_blocker IS NULL THEN
+        RETURN;  -- the common case: no error detail to build
+    END IF;
+    v_detail := pg_catalog.jsonb_build_object(
         'code', c.code, 'usage_count', c.usage_count, 'max_uses', c.max_uses,
         'is_active', c.is_active, 'expires_at', c.expires_at)::text;
-BEGIN
-    CASE capacity._blocker(c)
+    CASE v_blocker
     WHEN 'CODE_INACTIVE' THEN
         RAISE EXCEPTION 'CODE_INACTIVE: code % is not active', c.code
             USING ERRCODE = 'CP003', DETAIL = v_detail;
@@ -181,14 +186,17 @@ BEGIN
 END
 $$;
 
--- Appends one row to the audit log.
+-- Appends one row to the audit log. PL/pgSQL, not SQL: it keeps its plan per session,
+-- where a SQL function re-plans its INSERT on every call (a third of a claim's cost).
 CREATE OR REPLACE FUNCTION capacity._log(
     p_kind capacity.event_kind, c capacity.codes, p_holder text, p_claim_id bigint)
 RETURNS void
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 AS $$
+BEGIN
     INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
-    VALUES (p_kind, c.code_id, c.code, c.pool, p_holder, p_claim_id, c.usage_count)
+    VALUES (p_kind, c.code_id, c.code, c.pool, p_holder, p_claim_id, c.usage_count);
+END
 $$;
 
 -- The public status row of a code (found = true).
