@@ -39,6 +39,12 @@ def create_app(settings: Settings) -> Litestar:
         "dashboard refresh", service.refresh_dashboard, settings.dashboard_refresh_ms
     )
     publisher = Periodic("change publishing", service.publish_changes, settings.change_feed_ms)
+    tuner = Periodic(
+        "hot code tuning",
+        lambda: service.tune_slots(settings.hot_claims_per_min, settings.hot_slots),
+        10_000,
+    )
+    background = [listener, publisher, refresher] + ([tuner] if settings.hot_claims_per_min else [])
     metrics = Metrics(cache, pool)
 
     @contextlib.asynccontextmanager
@@ -47,7 +53,7 @@ def create_app(settings: Settings) -> Litestar:
         try:
             async with pool.connection() as conn:
                 app.state.catalog = await ErrorCatalog.load(conn)
-            async with running(listener.run(), publisher.run(), refresher.run()):
+            async with running(*(task.run() for task in background)):
                 yield
         finally:
             await pool.close()
@@ -61,6 +67,7 @@ def create_app(settings: Settings) -> Litestar:
             "listener": listener,
             "refresher": refresher,
             "publisher": publisher,
+            "tuner": tuner,
             "metrics": metrics,
             "started": time.monotonic(),
         }

@@ -93,8 +93,14 @@ async def running(*coroutines):
     try:
         yield tasks
     finally:
-        for task in tasks:
-            task.cancel()
+        pending = set(tasks)
+        while pending:
+            # Cancel again until every task has ended: a cancellation that lands just as
+            # psycopg-pool hands the task a connection can be lost (psycopg#1345), and
+            # the task would then run on for ever, hanging the shutdown.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1)
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                task.result()

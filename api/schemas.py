@@ -56,6 +56,8 @@ class CodeSpec(Request):
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
     expires_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
     metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    # 0: plain; N: capacity spread over N rows so concurrent claims do not queue (hot codes).
+    slots: Annotated[int, msgspec.Meta(ge=0, le=256)] | msgspec.UnsetType = msgspec.UNSET
 
 
 class UpsertCodesRequest(Request):

@@ -92,6 +92,11 @@ class Capacity:
             self.cache.invalidate_dashboard()
         return row
 
+    async def tune_slots(self, min_claims: int, slots: int) -> list[dict]:
+        return await fetch_all(
+            self.pool, "SELECT * FROM capacity.tune_slots(%s, %s)", (min_claims, slots)
+        )
+
     async def publish_changes(self) -> dict:
         return await fetch_one(self.pool, "SELECT * FROM capacity.publish_changes()")
 

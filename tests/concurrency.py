@@ -71,14 +71,28 @@ def run_concurrently(
 def audit(conninfo: str) -> dict[str, int]:
     """Asserts SPEC §3 guarantee 1 over the whole database; returns totals."""
     with psycopg.connect(conninfo) as conn:
+        # code_usage.usage_count is the whole usage (a slotted code's slot rows included).
         bad_codes = conn.execute("""
-            SELECT c.code, c.usage_count, c.max_uses, count(cl.claim_id)
-              FROM capacity.codes c
+            SELECT u.code, u.usage_count, u.max_uses, count(cl.claim_id)
+              FROM capacity.code_usage u
+              JOIN capacity.codes c USING (code)
               LEFT JOIN capacity.claims cl ON cl.code_id = c.code_id AND cl.released_at IS NULL
-             GROUP BY c.code_id
-            HAVING c.usage_count <> count(cl.claim_id) OR c.usage_count < 0 OR c.usage_count > c.max_uses
+             GROUP BY u.code, u.usage_count, u.max_uses
+            HAVING u.usage_count <> count(cl.claim_id) OR u.usage_count < 0 OR u.usage_count > u.max_uses
         """).fetchall()
         assert bad_codes == [], f"usage differs from active claims or capacity: {bad_codes}"
+        # Slotted codes: capacity = base + caps, and each slot counts exactly its claims.
+        bad_slots = conn.execute("""
+            SELECT c.code, c.usage_count, c.max_uses, sum(s.cap)
+              FROM capacity.codes c JOIN capacity.code_slots s USING (code_id)
+             GROUP BY c.code_id HAVING c.usage_count + sum(s.cap) <> c.max_uses
+            UNION ALL
+            SELECT s.slot_id::text, s.used, s.cap, count(cl.claim_id)
+              FROM capacity.code_slots s
+              LEFT JOIN capacity.claims cl ON cl.slot_id = s.slot_id AND cl.released_at IS NULL
+             GROUP BY s.slot_id HAVING s.used <> count(cl.claim_id)
+        """).fetchall()
+        assert bad_slots == [], f"slot rows disagree with capacity or claims: {bad_slots}"
         bad_holders = conn.execute("""
             SELECT h.pool, h.holder, h.active_claims, h.max_claims, count(cl.claim_id)
               FROM capacity.holders h
@@ -100,7 +114,7 @@ def audit(conninfo: str) -> dict[str, int]:
             SELECT (SELECT count(*) FILTER (WHERE kind = 'claimed')
                          - count(*) FILTER (WHERE kind IN ('released', 'expired', 'revoked') AND claim_id IS NOT NULL)
                       FROM capacity.events),
-                   (SELECT coalesce(sum(usage_count), 0) FROM capacity.codes)
+                   (SELECT coalesce(sum(usage_count), 0) FROM capacity.code_usage)
         """).fetchone()
         assert by_events == usage, f"event log says {by_events} units in use, codes say {usage}"
         return {"usage": int(usage)}
@@ -111,5 +125,8 @@ def reset(conninfo: str, codes: list[dict]) -> None:
     import json
 
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute("TRUNCATE capacity.events, capacity.claims, capacity.holders, capacity.codes")
+        conn.execute(
+            "TRUNCATE capacity.events, capacity.claims, capacity.holders, capacity.code_slots,"
+            " capacity.codes"
+        )
         conn.execute("SELECT capacity.upsert_codes(%s::jsonb)", (json.dumps(codes),))

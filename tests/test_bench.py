@@ -22,7 +22,8 @@ def test_every_workload_runs_correctly_with_ratios(admin_conninfo, capsys):
     assert bench_main.run(args, admin_conninfo) == 0
     report = json.loads(capsys.readouterr().out)
     rows = {(r["workload"], r["lock_mode"]): r for r in report["rows"]}
-    expected = {(w, m) for w in ("hot", "spread", "holders") for m in workloads.LOCK_MODES}
+    pgcapacity = ("hot", "hot-slotted", "spread", "holders")
+    expected = {(w, m) for w in pgcapacity for m in workloads.LOCK_MODES}
     expected |= {(w, None) for w in ("read", "naive-hot", "naive-spread", "raw-update", "select1")}
     assert set(rows) == expected
     for key, row in rows.items():

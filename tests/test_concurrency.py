@@ -18,6 +18,8 @@ import pytest
 from tests.concurrency import LOCK_MODES, audit, call, reset, run_concurrently
 
 CLAIM = "SELECT claim_id, already_held, usage_count FROM capacity.claim(%s, %s, %s)"
+# Every guarantee holds for plain codes and for slotted ones (capacity spread over rows).
+SLOTS = pytest.mark.parametrize("slots", [0, 16], ids=["plain", "slotted"])
 
 
 def claim_until_answered(
@@ -31,9 +33,10 @@ def claim_until_answered(
     raise AssertionError("unreachable")
 
 
+@SLOTS
 @pytest.mark.parametrize("mode", LOCK_MODES)
-def test_64_connections_race_for_400_units(db, mode):
-    reset(db, [{"code": "HOT", "max_uses": 400}])
+def test_64_connections_race_for_400_units(db, mode, slots):
+    reset(db, [{"code": "HOT", "max_uses": 400, "slots": slots}])
     holders = iter(range(1000))
     take = threading.Lock()
 
@@ -54,9 +57,10 @@ def test_64_connections_race_for_400_units(db, mode):
     assert audit(db)["usage"] == 400
 
 
+@SLOTS
 @pytest.mark.parametrize("mode", LOCK_MODES)
-def test_32_connections_claim_for_the_same_holder(db, mode):
-    reset(db, [{"code": "ONE", "max_uses": 100}])
+def test_32_connections_claim_for_the_same_holder(db, mode, slots):
+    reset(db, [{"code": "ONE", "max_uses": 100, "slots": slots}])
 
     def work(_, conn):
         return claim_until_answered(conn, "ONE", "the-same-user", mode)
@@ -69,9 +73,13 @@ def test_32_connections_claim_for_the_same_holder(db, mode):
     assert audit(db)["usage"] == 1
 
 
+@SLOTS
 @pytest.mark.parametrize("mode", LOCK_MODES)
-def test_holder_limit_3_with_20_codes_claimed_at_once(db, mode):
-    reset(db, [{"code": f"BILL-{i}", "max_uses": 1, "pool": "bills"} for i in range(20)])
+def test_holder_limit_3_with_20_codes_claimed_at_once(db, mode, slots):
+    codes = [
+        {"code": f"BILL-{i}", "max_uses": 1, "pool": "bills", "slots": slots} for i in range(20)
+    ]
+    reset(db, codes)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("SELECT capacity.set_holder_limit('bills', 'reviewer', 3)")
 
@@ -83,8 +91,9 @@ def test_holder_limit_3_with_20_codes_claimed_at_once(db, mode):
     assert audit(db)["usage"] == 3
 
 
-def test_concurrent_double_release_returns_one_unit(db):
-    reset(db, [{"code": "REL", "max_uses": 100}])
+@SLOTS
+def test_concurrent_double_release_returns_one_unit(db, slots):
+    reset(db, [{"code": "REL", "max_uses": 100, "slots": slots}])
     with psycopg.connect(db, autocommit=True) as conn:
         ids = [conn.execute(CLAIM, ("REL", f"h{i}", "wait")).fetchone()[0] for i in range(60)]
 
@@ -116,9 +125,10 @@ def test_concurrent_double_release_returns_one_unit(db):
         )
 
 
-def test_expiry_during_heartbeats_and_claims(db):
+@SLOTS
+def test_expiry_during_heartbeats_and_claims(db, slots):
     """Nothing live is expired, nothing is expired twice, counts stay exact."""
-    reset(db, [{"code": f"ROOM-{i}", "max_uses": 1000} for i in range(20)])
+    reset(db, [{"code": f"ROOM-{i}", "max_uses": 1000, "slots": slots} for i in range(20)])
     with psycopg.connect(db, autocommit=True) as conn:
         stale = [
             r[0]

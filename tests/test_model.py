@@ -84,7 +84,8 @@ class CapacityMachine(RuleBasedStateMachine):
         self.model = Model()
         self.conn = psycopg.connect(self.conninfo, autocommit=True)
         self.conn.execute(
-            "TRUNCATE capacity.events, capacity.claims, capacity.holders, capacity.codes"
+            "TRUNCATE capacity.events, capacity.claims, capacity.holders, capacity.code_slots,"
+            " capacity.codes"
         )
 
     def teardown(self):

@@ -28,6 +28,8 @@ HOLDER_LIMIT = 3
 CLIENTS_PER_HOLDER = 4  # more clients than the limit share a holder, so the limit bites
 READ_BATCH = 100
 HOT_CODE = "BENCH-HOT"
+HOT_SLOTTED_CODE = "BENCH-HOT-SLOTTED"
+HOT_SLOTS = 64
 LOCK_MODES = ("wait", "nowait", "advisory")
 
 # What a failed call means to the benchmark.
@@ -89,6 +91,10 @@ def _claim_then_release(client: Client, code: str, holder: str, mode: str, retri
 
 def _hot(mode: str | None, retries: int) -> Op:
     return lambda c: _claim_then_release(c, HOT_CODE, c.next_id(), mode, retries)
+
+
+def _hot_slotted(mode: str | None, retries: int) -> Op:
+    return lambda c: _claim_then_release(c, HOT_SLOTTED_CODE, c.next_id(), mode, retries)
 
 
 def _spread(mode: str | None, retries: int) -> Op:
@@ -177,7 +183,14 @@ def _select1(_mode: str | None, _retries: int) -> Op:
 WORKLOADS = {
     w.name: w
     for w in [
-        Workload("hot", "claim+release, one code", "naive-hot", LOCK_MODES, _hot),
+        Workload("hot", "claim+release, one plain code", "naive-hot", LOCK_MODES, _hot),
+        Workload(
+            "hot-slotted",
+            f"claim+release, one code with {HOT_SLOTS} slots",
+            "naive-hot",
+            LOCK_MODES,
+            _hot_slotted,
+        ),
         Workload(
             "spread", "claim+release, random of 10 000 codes", "naive-spread", LOCK_MODES, _spread
         ),
@@ -221,7 +234,15 @@ WORKLOADS = {
 
 def install(conn: psycopg.Connection) -> None:
     """The codes and baseline tables every row uses (on a fresh database)."""
-    codes = [{"code": HOT_CODE, "max_uses": 2_000_000_000, "pool": "bench-hot"}]
+    codes = [
+        {"code": HOT_CODE, "max_uses": 2_000_000_000, "pool": "bench-hot"},
+        {
+            "code": HOT_SLOTTED_CODE,
+            "max_uses": 2_000_000_000,
+            "pool": "bench-hot-slotted",
+            "slots": HOT_SLOTS,
+        },
+    ]
     codes += [
         {"code": spread_code(i), "max_uses": 1000, "pool": "bench-spread"}
         for i in range(SPREAD_CODES)
@@ -255,13 +276,15 @@ def reset(conn: psycopg.Connection, max_clients: int) -> None:
         TRUNCATE capacity.claims, capacity.events, capacity.holders, capacity.pending_changes,
                  bench.naive_claims""")
     conn.execute("UPDATE capacity.codes SET usage_count = 0 WHERE usage_count <> 0")
+    conn.execute("SELECT capacity.reconcile(true)")  # slot rows recounted (no claims left)
     conn.execute("UPDATE bench.naive_codes SET usage = 0 WHERE usage <> 0")
     for h in range(max_clients // CLIENTS_PER_HOLDER + 1):
         conn.execute(
             "SELECT capacity.set_holder_limit('bench-holders', %s, %s)",
             (f"holder-{h}", HOLDER_LIMIT),
         )
-    for table in ("capacity.codes", "capacity.holders", "bench.naive_codes", "bench.raw_rows"):
+    tables = ("capacity.codes", "capacity.code_slots", "capacity.holders")
+    for table in (*tables, "bench.naive_codes", "bench.raw_rows"):
         conn.execute(f"VACUUM ANALYZE {table}")
 
 
@@ -269,9 +292,12 @@ def audit(conn: psycopg.Connection, workload: Workload, m: Measurement) -> list[
     """The correctness line: what is wrong after the row (empty when all holds)."""
     problems = []
     outstanding = m.effects["claimed"] - m.effects["released"]
-    pool = {"hot": "bench-hot", "spread": "bench-spread", "holders": "bench-holders"}.get(
-        workload.name
-    )
+    pool = {
+        "hot": "bench-hot",
+        "hot-slotted": "bench-hot-slotted",
+        "spread": "bench-spread",
+        "holders": "bench-holders",
+    }.get(workload.name)
     if pool:
         used, over = conn.execute(
             "SELECT COALESCE(sum(usage_count), 0), count(*) FILTER (WHERE usage_count > max_uses)"

@@ -98,6 +98,10 @@ class HealthController(Controller):
                 "last_publish": state.publisher.last_result,
                 "failures": state.publisher.failures,
             },
+            "hot_codes": {
+                "last_switched": state.tuner.last_result,
+                "failures": state.tuner.failures,
+            },
             "uptime_seconds": round(time.monotonic() - state.started, 1),
             "recommendations": advice,
         }

@@ -235,6 +235,28 @@ BEGIN
 END
 $$;
 
+-- Counts one more claim for a holder: the conditional upsert is the holder-limit check
+-- under the holder row's lock (the last lock a claim takes).
+CREATE OR REPLACE FUNCTION capacity._count_holder_claim(p_pool text, p_holder text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    h capacity.holders;
+BEGIN
+    INSERT INTO capacity.holders AS k (pool, holder, active_claims)
+    VALUES (p_pool, p_holder, 1)
+    ON CONFLICT (pool, holder) DO UPDATE
+       SET active_claims = k.active_claims + 1
+     WHERE k.max_claims IS NULL OR k.active_claims < k.max_claims
+    RETURNING * INTO h;
+    IF NOT FOUND THEN
+        SELECT * INTO h FROM capacity.holders AS k WHERE k.pool = p_pool AND k.holder = p_holder;
+        PERFORM capacity._raise_holder_limit(p_pool, p_holder, h.max_claims);
+    END IF;
+END
+$$;
+
 -- Raises HOLDER_LIMIT_EXCEEDED for a holder in a pool.
 CREATE OR REPLACE FUNCTION capacity._raise_holder_limit(p_pool text, p_holder text, p_limit integer)
 RETURNS void
@@ -249,30 +271,53 @@ BEGIN
 END
 $$;
 
--- Ends one claim (code row locked first, then the claim, then the holder counter).
--- Returns released = false when a concurrent call ended it first.
+-- Ends one claim. Locks what holds its unit first (its slot row, or the code row when the
+-- claim is counted there), then the claim, then the holder counter. Returns
+-- released = false when a concurrent call ended it first.
 CREATE OR REPLACE FUNCTION capacity._end_claim(cl capacity.claims, p_reason capacity.end_reason)
 RETURNS capacity.release_result
 LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
-    c     capacity.codes;
-    ended capacity.claims;
+    c       capacity.codes;
+    ended   capacity.claims;
+    v_slot  bigint;
 BEGIN
-    SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = cl.code_id FOR NO KEY UPDATE;
+    IF cl.slot_id IS NOT NULL THEN
+        -- Gone when the code was re-sliced or made plain: then counted in the code row.
+        SELECT s.slot_id INTO v_slot FROM capacity.code_slots AS s
+         WHERE s.slot_id = cl.slot_id FOR NO KEY UPDATE;
+    END IF;
+    IF v_slot IS NULL THEN
+        SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = cl.code_id FOR NO KEY UPDATE;
+    END IF;
     UPDATE capacity.claims
        SET released_at = pg_catalog.now(), end_reason = p_reason
      WHERE claim_id = cl.claim_id AND released_at IS NULL
     RETURNING * INTO ended;
-    IF NOT FOUND THEN
+    IF FOUND THEN
+        IF v_slot IS NOT NULL THEN
+            UPDATE capacity.code_slots SET used = used - 1 WHERE slot_id = v_slot;
+            SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = cl.code_id;
+            PERFORM capacity._mark_changed(c.code);
+        ELSE
+            UPDATE capacity.codes SET usage_count = usage_count - 1
+             WHERE code_id = cl.code_id
+            RETURNING * INTO c;
+            IF c.slots > 0 THEN
+                PERFORM capacity._return_base_units(c.code_id, 1);
+            END IF;
+        END IF;
+        UPDATE capacity.holders SET active_claims = active_claims - 1
+         WHERE pool = ended.pool AND holder = ended.holder;
+    ELSIF c.code_id IS NULL THEN
+        SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = cl.code_id;
+    END IF;
+    c := capacity._with_total_usage(c);
+    IF ended.claim_id IS NULL THEN
         RETURN ROW(cl.claim_id, c.code, cl.holder, false, c.usage_count,
                    c.max_uses - c.usage_count)::capacity.release_result;
     END IF;
-    UPDATE capacity.codes SET usage_count = usage_count - 1
-     WHERE code_id = cl.code_id
-    RETURNING * INTO c;
-    UPDATE capacity.holders SET active_claims = active_claims - 1
-     WHERE pool = ended.pool AND holder = ended.holder;
     PERFORM capacity._log(p_reason::text::capacity.event_kind, c, ended.holder, ended.claim_id);
     RETURN ROW(cl.claim_id, c.code, cl.holder, true, c.usage_count,
                c.max_uses - c.usage_count)::capacity.release_result;

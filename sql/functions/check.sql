@@ -12,7 +12,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN ROW(v_code, false, NULL, NULL, NULL, NULL, NULL, NULL, false, 'CODE_NOT_FOUND')::capacity.code_status;
     END IF;
-    RETURN capacity._status(c);
+    RETURN capacity._status(capacity._with_total_usage(c));
 END
 $$;
 
@@ -44,7 +44,9 @@ BEGIN
                c.code_id IS NOT NULL AND capacity._blocker(c) IS NULL,
                CASE WHEN c.code_id IS NULL THEN 'CODE_NOT_FOUND' ELSE capacity._blocker(c) END
           FROM unnest($1) WITH ORDINALITY AS u(raw, ord)
-          LEFT JOIN capacity.codes AS c ON c.code = capacity._normalise_code(u.raw)
+          LEFT JOIN LATERAL (
+                SELECT t.* FROM capacity.codes AS k, capacity._with_total_usage(k) AS t
+                 WHERE k.code = capacity._normalise_code(u.raw)) AS c ON true
          ORDER BY u.ord;
 END
 $$;

@@ -14,12 +14,14 @@ DECLARE
     c        capacity.codes;
     cl       capacity.claims;
     h        capacity.holders;
+    result   capacity.claim_result;
 BEGIN
     -- 1. Unlocked look-ups answer the cheap cases without touching a lock.
     SELECT * INTO c FROM capacity.codes AS k WHERE k.code = v_code;
     IF NOT FOUND THEN
         PERFORM capacity._raise_code_not_found(v_code);
     END IF;
+    c := capacity._with_total_usage(c);
     SELECT * INTO cl FROM capacity.claims AS k
      WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
     IF FOUND THEN
@@ -32,8 +34,19 @@ BEGIN
         PERFORM capacity._raise_holder_limit(c.pool, v_holder, h.max_claims);
     END IF;
 
-    -- 2. Lock the code row (lock order: code, claim, holder), then decide on fresh data.
+    -- 2a. A slotted code: take a unit from one of its slot rows, never the code row.
+    IF c.slots > 0 THEN
+        result := capacity._claim_from_slot(c, v_holder, v_mode);
+        IF result IS NOT NULL THEN
+            RETURN result;
+        END IF;  -- it turned plain meanwhile
+    END IF;
+
+    -- 2b. Lock the code row (lock order: code, claim, holder), then decide on fresh data.
     c := capacity._lock_code(c.code_id, v_mode);
+    IF c.slots > 0 THEN  -- it became slotted while we waited for the row
+        RETURN capacity._claim_from_slot(c, v_holder, v_mode);
+    END IF;
     SELECT * INTO cl FROM capacity.claims AS k
      WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
     IF FOUND THEN
@@ -50,17 +63,7 @@ BEGIN
      WHERE k.code_id = c.code_id
     RETURNING * INTO c;
 
-    -- 3. The holder counter: the conditional upsert is the holder-limit check under lock.
-    INSERT INTO capacity.holders AS k (pool, holder, active_claims)
-    VALUES (c.pool, v_holder, 1)
-    ON CONFLICT (pool, holder) DO UPDATE
-       SET active_claims = k.active_claims + 1
-     WHERE k.max_claims IS NULL OR k.active_claims < k.max_claims
-    RETURNING * INTO h;
-    IF NOT FOUND THEN
-        SELECT * INTO h FROM capacity.holders AS k WHERE k.pool = c.pool AND k.holder = v_holder;
-        PERFORM capacity._raise_holder_limit(c.pool, v_holder, h.max_claims);
-    END IF;
+    PERFORM capacity._count_holder_claim(c.pool, v_holder);
 
     PERFORM capacity._log('claimed', c, v_holder, cl.claim_id);
     RETURN ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,

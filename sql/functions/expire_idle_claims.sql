@@ -20,6 +20,12 @@ DECLARE
     v_holders text[];
     v_holder_rows integer := 0;
     v_more    boolean;
+    v_claim_ids     bigint[];
+    v_code_ids      bigint[];
+    v_slot_ids      bigint[];
+    v_claim_holders text[];
+    v_base          record;
+    v_slots_locked  bigint[];
 BEGIN
     IF idle IS NULL OR idle < interval '0' THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: idle must be a non-negative interval, got %', COALESCE(idle::text, 'null')
@@ -51,8 +57,19 @@ BEGIN
            array(SELECT code_id FROM candidates EXCEPT SELECT code_id FROM locked)
       INTO v_locked, v_skipped;
 
-    -- 2. End their idle claims (skipping claims locked by a heartbeat in flight; the
-    --    idle condition is re-checked on the latest row version), then give units back.
+    -- 1b. Then the slot rows holding units of those idle claims (lock order: code, slot,
+    --     claim), skipping slots a claim or release is using right now.
+    v_slots_locked := array(
+        SELECT s.slot_id FROM capacity.code_slots AS s
+         WHERE s.code_id = ANY (v_locked)
+           AND s.slot_id IN (SELECT k.slot_id FROM capacity.claims AS k
+                              WHERE k.code_id = ANY (v_locked) AND k.released_at IS NULL
+                                AND k.last_seen_at < v_cutoff AND k.slot_id IS NOT NULL)
+         ORDER BY s.code_id, s.slot
+           FOR NO KEY UPDATE SKIP LOCKED);
+
+    -- 2. End their idle claims (skipping claims locked by a heartbeat in flight and claims
+    --    in a slot we could not lock; the idle condition is re-checked on the latest row).
     WITH ended AS (
         UPDATE capacity.claims AS cl
            SET released_at = now(), end_reason = 'expired'
@@ -60,26 +77,52 @@ BEGIN
                 SELECT k.claim_id FROM capacity.claims AS k
                  WHERE k.code_id = ANY (v_locked)
                    AND k.released_at IS NULL AND k.last_seen_at < v_cutoff
+                   AND (k.slot_id IS NULL OR k.slot_id = ANY (v_slots_locked)
+                        OR NOT EXISTS (SELECT 1 FROM capacity.code_slots AS s WHERE s.slot_id = k.slot_id))
                  ORDER BY k.last_seen_at
                  LIMIT batch_size
                    FOR UPDATE SKIP LOCKED)
            AND cl.released_at IS NULL
-        RETURNING cl.claim_id, cl.code_id, cl.pool, cl.holder
-    ), per_code AS (
-        UPDATE capacity.codes AS c
-           SET usage_count = c.usage_count - g.n
-          FROM (SELECT code_id, count(*)::integer AS n FROM ended GROUP BY code_id) AS g
-         WHERE c.code_id = g.code_id
-        RETURNING c.*
-    ), logged AS (
-        INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
-        SELECT 'expired', e.code_id, p.code, p.pool, e.holder, e.claim_id, p.usage_count
-          FROM ended AS e JOIN per_code AS p USING (code_id)
+        RETURNING cl.claim_id, cl.code_id, cl.pool, cl.holder, cl.slot_id
     )
     SELECT count(*)::integer, count(DISTINCT code_id)::integer,
-           array_agg(pool ORDER BY pool, holder), array_agg(holder ORDER BY pool, holder)
-      INTO v_expired, v_codes, v_pools, v_holders
+           array_agg(pool ORDER BY pool, holder), array_agg(holder ORDER BY pool, holder),
+           array_agg(claim_id ORDER BY claim_id), array_agg(code_id ORDER BY claim_id),
+           array_agg(slot_id ORDER BY claim_id), array_agg(holder ORDER BY claim_id)
+      INTO v_expired, v_codes, v_pools, v_holders, v_claim_ids, v_code_ids, v_slot_ids, v_claim_holders
       FROM ended;
+
+    -- 3. Give the units back: to the slot rows holding them, else to the code rows (the
+    --    code rows are ours, so no slot row can appear or vanish meanwhile).
+    IF v_expired > 0 THEN
+        UPDATE capacity.code_slots AS s
+           SET used = s.used - g.n
+          FROM (SELECT u.slot_id, count(*)::integer AS n FROM unnest(v_slot_ids) AS u(slot_id)
+                 WHERE u.slot_id IS NOT NULL GROUP BY u.slot_id) AS g
+         WHERE s.slot_id = g.slot_id;
+        FOR v_base IN
+            UPDATE capacity.codes AS c
+               SET usage_count = c.usage_count - g.n
+              FROM (SELECT u.code_id, count(*)::integer AS n
+                      FROM unnest(v_code_ids, v_slot_ids) AS u(code_id, slot_id)
+                     WHERE u.slot_id IS NULL
+                        OR NOT EXISTS (SELECT 1 FROM capacity.code_slots AS s WHERE s.slot_id = u.slot_id)
+                     GROUP BY u.code_id) AS g
+             WHERE c.code_id = g.code_id
+            RETURNING c.code_id, c.slots, g.n
+        LOOP
+            IF v_base.slots > 0 THEN
+                PERFORM capacity._return_base_units(v_base.code_id, v_base.n);
+            END IF;
+        END LOOP;
+        INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
+        SELECT 'expired', u.code_id, k.code, k.pool, u.holder, u.claim_id,
+               k.usage_count + CASE WHEN k.slots > 0 THEN capacity._slot_usage(k.code_id) ELSE 0 END
+          FROM unnest(v_claim_ids, v_code_ids, v_claim_holders) AS u(claim_id, code_id, holder)
+          JOIN capacity.codes AS k ON k.code_id = u.code_id;
+        INSERT INTO capacity.pending_changes (codes)
+        SELECT array_agg(DISTINCT k.code) FROM capacity.codes AS k WHERE k.code_id = ANY (v_code_ids);
+    END IF;
 
     IF v_expired > 0 THEN
         v_holder_rows := capacity._release_holders(v_pools, v_holders);

@@ -20,27 +20,44 @@ BEGIN
         PERFORM 1 FROM capacity.codes AS k ORDER BY k.code_id FOR NO KEY UPDATE;
     END IF;
     RETURN QUERY
-        SELECT k.code, k.usage_count, COALESCE(a.n, 0), k.usage_count - COALESCE(a.n, 0)
-          FROM capacity.codes AS k
+        SELECT k.code, k.usage, COALESCE(a.n, 0), k.usage - COALESCE(a.n, 0)
+          FROM (SELECT c2.code_id, c2.code,
+                       c2.usage_count + CASE WHEN c2.slots > 0 THEN capacity._slot_usage(c2.code_id) ELSE 0 END
+                           AS usage
+                  FROM capacity.codes AS c2) AS k
           LEFT JOIN (SELECT cl.code_id, count(*)::integer AS n FROM capacity.claims AS cl
                       WHERE cl.released_at IS NULL GROUP BY cl.code_id) AS a USING (code_id)
-         WHERE k.usage_count IS DISTINCT FROM COALESCE(a.n, 0)
+         WHERE k.usage IS DISTINCT FROM COALESCE(a.n, 0)
          ORDER BY k.code;
     IF NOT fix THEN
         RETURN;
     END IF;
+    -- Slotted codes: recount each slot from its claims, then re-slice the capacity.
+    PERFORM 1 FROM capacity.code_slots AS s ORDER BY s.code_id, s.slot FOR NO KEY UPDATE;
+    UPDATE capacity.code_slots AS s
+       SET used = a.n, cap = GREATEST(s.cap, a.n)
+      FROM (SELECT s2.slot_id, count(cl.claim_id)::integer AS n
+              FROM capacity.code_slots AS s2
+              LEFT JOIN capacity.claims AS cl ON cl.slot_id = s2.slot_id AND cl.released_at IS NULL
+             GROUP BY s2.slot_id) AS a
+     WHERE s.slot_id = a.slot_id AND s.used <> a.n;
     FOR c IN
         UPDATE capacity.codes AS k
            SET usage_count = a.n
           FROM (SELECT k2.code_id, count(cl.claim_id)::integer AS n
                   FROM capacity.codes AS k2
-                  LEFT JOIN capacity.claims AS cl ON cl.code_id = k2.code_id AND cl.released_at IS NULL
+                  LEFT JOIN capacity.claims AS cl
+                    ON cl.code_id = k2.code_id AND cl.released_at IS NULL
+                   AND (cl.slot_id IS NULL
+                        OR NOT EXISTS (SELECT 1 FROM capacity.code_slots AS s WHERE s.slot_id = cl.slot_id))
                  GROUP BY k2.code_id) AS a
          WHERE k.code_id = a.code_id AND k.usage_count <> a.n
         RETURNING k.*
     LOOP
-        PERFORM capacity._log('reconciled', c, NULL, NULL);
+        PERFORM capacity._log('reconciled', capacity._with_total_usage(c), NULL, NULL);
     END LOOP;
+    PERFORM capacity._resize_slots(k.code_id, k.slots)
+       FROM capacity.codes AS k WHERE k.slots > 0 ORDER BY k.code_id;
     PERFORM 1 FROM capacity.holders AS h ORDER BY h.pool, h.holder FOR NO KEY UPDATE;
     UPDATE capacity.holders AS h
        SET active_claims = a.n, updated_at = now()

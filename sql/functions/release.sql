@@ -21,6 +21,7 @@ BEGIN
     END IF;
     IF cl.released_at IS NOT NULL THEN
         SELECT * INTO c FROM capacity.codes AS k WHERE k.code_id = cl.code_id;
+        c := capacity._with_total_usage(c);
         RETURN ROW(cl.claim_id, c.code, cl.holder, false, c.usage_count,
                    c.max_uses - c.usage_count)::capacity.release_result;
     END IF;
@@ -49,6 +50,7 @@ BEGIN
     SELECT * INTO cl FROM capacity.claims AS k
      WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
     IF NOT FOUND THEN
+        c := capacity._with_total_usage(c);
         RETURN ROW(NULL, c.code, v_holder, false, c.usage_count,
                    c.max_uses - c.usage_count)::capacity.release_result;
     END IF;

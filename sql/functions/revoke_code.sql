@@ -15,6 +15,8 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM capacity._raise_code_not_found(v_code);
     END IF;
+    -- Slot rows next (lock order), so in-flight slotted claims commit before we look.
+    PERFORM 1 FROM capacity.code_slots AS s WHERE s.code_id = c.code_id ORDER BY s.slot FOR NO KEY UPDATE;
     WITH ended AS (
         UPDATE capacity.claims AS cl
            SET released_at = now(), end_reason = 'revoked'
@@ -28,9 +30,14 @@ BEGIN
       INTO revoked, v_pools, v_holders
       FROM ended;
     UPDATE capacity.codes AS k
-       SET is_active = false, usage_count = k.usage_count - revoked, updated_at = now()
+       SET is_active = false, updated_at = now(),
+           usage_count = CASE WHEN k.slots > 0 THEN 0 ELSE k.usage_count - revoked END
      WHERE k.code_id = c.code_id
     RETURNING * INTO c;
+    IF c.slots > 0 THEN
+        UPDATE capacity.code_slots AS s SET used = 0 WHERE s.code_id = c.code_id AND s.used <> 0;
+        PERFORM capacity._resize_slots(c.code_id, c.slots);  -- all capacity back in the slots
+    END IF;
     IF revoked > 0 THEN
         PERFORM capacity._release_holders(v_pools, v_holders);
     ELSE

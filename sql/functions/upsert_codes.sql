@@ -21,11 +21,11 @@ BEGIN
                 USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field)::text;
         END IF;
         SELECT k INTO v_key FROM jsonb_object_keys(e) AS k
-         WHERE k NOT IN ('code', 'max_uses', 'pool', 'is_active', 'expires_at', 'metadata') LIMIT 1;
+         WHERE k NOT IN ('code', 'max_uses', 'pool', 'is_active', 'expires_at', 'metadata', 'slots') LIMIT 1;
         IF FOUND THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.% is not a known field', v_field, v_key
                 USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.' || v_key)::text,
-                      HINT = 'Known fields: code, max_uses, pool, is_active, expires_at, metadata.';
+                      HINT = 'Known fields: code, max_uses, pool, is_active, expires_at, metadata, slots.';
         END IF;
         IF jsonb_typeof(e -> 'code') IS DISTINCT FROM 'string' THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.code must be a string', v_field
@@ -68,6 +68,17 @@ BEGIN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.metadata must be a JSON object', v_field
                 USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.metadata')::text;
         END IF;
+        r.has_slots := e ? 'slots';
+        r.slots := NULL;
+        IF r.has_slots THEN
+            IF jsonb_typeof(e -> 'slots') IS DISTINCT FROM 'number' OR (e ->> 'slots') !~ '^[0-9]{1,3}$'
+               OR (e ->> 'slots')::integer > 256 THEN
+                RAISE EXCEPTION 'VALIDATION_ERROR: %.slots must be an integer between 0 and 256', v_field
+                    USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.slots')::text,
+                          HINT = '0 makes the code plain; N spreads its capacity over N rows for hot codes.';
+            END IF;
+            r.slots := (e ->> 'slots')::integer;
+        END IF;
         RETURN NEXT r;
         i := i + 1;
     END LOOP;
@@ -75,7 +86,7 @@ END
 $$;
 
 -- Creates or updates many codes from a JSON array of
--- {code, max_uses, pool?, is_active?, expires_at?, metadata?}. Absent optional keys keep
+-- {code, max_uses, pool?, is_active?, expires_at?, metadata?, slots?}. Absent optional keys keep
 -- the stored value. All or nothing: refuses max_uses below current usage
 -- (CAPACITY_BELOW_USAGE). A constant number of statements, whatever the batch size.
 CREATE OR REPLACE FUNCTION capacity.upsert_codes(codes jsonb)
@@ -109,11 +120,15 @@ BEGIN
         -- Lock existing rows in code_id order (the documented lock order).
         PERFORM 1 FROM capacity.codes AS c WHERE c.code = ANY (v_pending)
           ORDER BY c.code_id FOR NO KEY UPDATE;
-        SELECT c.code, c.usage_count, s.max_uses AS new_max INTO v_bad
-          FROM capacity.codes AS c
-          JOIN unnest(v_specs) AS s ON s.code = c.code
-         WHERE c.code = ANY (v_pending) AND s.max_uses < c.usage_count
-         ORDER BY c.code LIMIT 1;
+        SELECT t.code, t.usage_count, t.new_max INTO v_bad
+          FROM (SELECT c.code, s.max_uses AS new_max,
+                       c.usage_count + CASE WHEN c.slots > 0 THEN capacity._slot_usage(c.code_id) ELSE 0 END
+                           AS usage_count
+                  FROM capacity.codes AS c
+                  JOIN unnest(v_specs) AS s ON s.code = c.code
+                 WHERE c.code = ANY (v_pending)) AS t
+         WHERE t.new_max < t.usage_count
+         ORDER BY t.code LIMIT 1;
         IF FOUND THEN
             RAISE EXCEPTION 'CAPACITY_BELOW_USAGE: code % has % uses; max_uses % would be below that',
                             v_bad.code, v_bad.usage_count, v_bad.new_max
@@ -157,6 +172,13 @@ BEGIN
         RAISE EXCEPTION 'LOCK_CONTENDED: codes % kept changing under concurrent upserts', v_pending
             USING ERRCODE = 'CP008', HINT = 'Retry the batch.';
     END IF;
+    -- Slotted codes (and codes switching) get their slot rows re-sliced to the new
+    -- capacity; the code rows are locked already, in code_id order.
+    PERFORM capacity._resize_slots(c.code_id, CASE WHEN s.has_slots THEN s.slots ELSE c.slots END)
+       FROM capacity.codes AS c
+       JOIN unnest(v_specs) AS s ON s.code = c.code
+      WHERE (s.has_slots AND s.slots <> c.slots) OR c.slots > 0
+      ORDER BY c.code_id;
     RETURN NEXT;
 END
 $$;

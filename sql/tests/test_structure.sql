@@ -1,20 +1,22 @@
 -- Structure: schema, tables, result types, and every public function's signature pinned.
 BEGIN;
-SELECT plan(70);
+SELECT plan(74);
 
 SELECT has_schema('capacity', 'schema capacity exists');
 SELECT tables_are('capacity', ARRAY['codes', 'holders', 'claims', 'events', 'app_roles', 'migrations',
-                                    'pending_changes', 'change_feed', 'dashboard_refreshes'],
+                                    'pending_changes', 'change_feed', 'dashboard_refreshes', 'code_slots'],
                   'capacity has exactly the expected tables');
 SELECT views_are('capacity', ARRAY['code_usage', 'holder_usage'], 'capacity has exactly the expected views');
 SELECT materialized_views_are('capacity', ARRAY['dashboard'], 'capacity has exactly one materialized view, the dashboard');
 
 SELECT columns_are('capacity', 'codes',
     ARRAY['code_id', 'code', 'pool', 'max_uses', 'usage_count', 'is_active', 'expires_at',
-          'metadata', 'created_at', 'updated_at'], 'codes columns');
+          'metadata', 'created_at', 'updated_at', 'slots'], 'codes columns');
 SELECT columns_are('capacity', 'claims',
     ARRAY['claim_id', 'code_id', 'pool', 'holder', 'token', 'claimed_at', 'last_seen_at',
-          'released_at', 'end_reason'], 'claims columns');
+          'released_at', 'end_reason', 'slot_id'], 'claims columns');
+SELECT columns_are('capacity', 'code_slots',
+    ARRAY['slot_id', 'code_id', 'slot', 'used', 'cap'], 'code_slots columns');
 SELECT columns_are('capacity', 'holders',
     ARRAY['pool', 'holder', 'active_claims', 'max_claims', 'updated_at'], 'holders columns');
 SELECT columns_are('capacity', 'events',
@@ -23,7 +25,10 @@ SELECT columns_are('capacity', 'events',
 
 SELECT col_is_pk('capacity', 'codes', 'code_id', 'codes.code_id is the primary key');
 SELECT col_is_unique('capacity', 'codes', 'code', 'codes.code is unique');
-SELECT col_is_fk('capacity', 'claims', 'code_id', 'claims.code_id references codes');
+SELECT col_isnt_fk('capacity', 'claims', 'code_id',
+                   'claims.code_id has no FK (its KEY SHARE lock would make the code row hot again)');
+SELECT col_is_fk('capacity', 'code_slots', 'code_id', 'code_slots.code_id references codes');
+SELECT col_is_unique('capacity', 'code_slots', ARRAY['code_id', 'slot'], 'one row per (code, slot)');
 SELECT col_is_pk('capacity', 'holders', ARRAY['pool', 'holder'], 'holders key is (pool, holder)');
 SELECT has_check('capacity', 'codes', 'codes has CHECK constraints');
 SELECT has_index('capacity', 'claims', 'claims_one_active_per_holder', ARRAY['code_id', 'holder'],
@@ -68,6 +73,7 @@ SELECT has_function('capacity', 'prune_events', ARRAY['interval', 'integer'], 'p
 SELECT has_function('capacity', 'grant_app_access', ARRAY['name'], 'grant_app_access(app_role)');
 SELECT has_function('capacity', 'refresh_dashboard', ARRAY['boolean', 'interval'], 'refresh_dashboard(force, max_age)');
 SELECT has_function('capacity', 'publish_changes', ARRAY[]::text[], 'publish_changes()');
+SELECT has_function('capacity', 'tune_slots', ARRAY['integer', 'integer'], 'tune_slots(min_claims, slots)');
 
 -- Argument names are part of the API (named-argument calls).
 SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.claim(text,text,text)'::regprocedure),
