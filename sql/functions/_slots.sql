@@ -201,13 +201,13 @@ BEGIN
         -- A fresh look now that we hold a unit (or saw every slot full): a revoke or a
         -- deactivation that committed meanwhile wins, as it would on a plain code.
         SELECT * INTO STRICT c FROM capacity.codes AS k WHERE k.code_id = c.code_id;
-        c := capacity._with_total_usage(c);  -- includes our own unit
         IF v_slot_id IS NOT NULL THEN
             IF capacity._blocker(c) IN ('CODE_INACTIVE', 'CODE_EXPIRED') THEN
                 PERFORM capacity._raise_if_blocked(c);
             END IF;
             EXIT;
         END IF;
+        c := capacity._with_total_usage(c);
         PERFORM capacity._raise_if_blocked(c);  -- full (or inactive, expired) now
         -- A unit was freed between the look at the slots and this one: try again.
     END LOOP;
@@ -226,6 +226,7 @@ BEGIN
     IF NOT FOUND THEN
         -- The same holder's concurrent claim committed first: give the unit back.
         UPDATE capacity.code_slots AS s SET used = s.used - 1 WHERE s.slot_id = v_slot_id;
+        c := capacity._with_total_usage(c);
         SELECT * INTO STRICT cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = p_holder AND k.released_at IS NULL;
         RETURN ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
@@ -233,6 +234,7 @@ BEGIN
     END IF;
     PERFORM capacity._count_holder_claim(c.pool, p_holder);
     PERFORM capacity._mark_changed(c.code);
+    c := capacity._with_total_usage(c);  -- one snapshot, our own unit included
     PERFORM capacity._log('claimed', c, p_holder, cl.claim_id);
     RETURN ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
                c.max_uses - c.usage_count, false, cl.claimed_at)::capacity.claim_result;

@@ -21,13 +21,15 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM capacity._raise_code_not_found(v_code);
     END IF;
-    c := capacity._with_total_usage(c);
     SELECT * INTO cl FROM capacity.claims AS k
      WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
     IF FOUND THEN
+        c := capacity._with_total_usage(c);
         RETURN ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
                    c.max_uses - c.usage_count, true, cl.claimed_at)::capacity.claim_result;
     END IF;
+    -- (A slotted code's row counts only units outside its slots: this catches
+    -- inactive, expired and codes whose capacity is all outside the slots.)
     PERFORM capacity._raise_if_blocked(c);
     SELECT * INTO h FROM capacity.holders AS k WHERE k.pool = c.pool AND k.holder = v_holder;
     IF h.max_claims IS NOT NULL AND h.active_claims >= h.max_claims THEN
