@@ -33,6 +33,10 @@ if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
     echo "setup: installing pgbouncer (the PgBouncer transaction-mode test needs it)"
     apt_install pgbouncer || echo "setup: WARNING: could not install pgbouncer (its test will fail)" >&2
 fi
+if ! command -v wrk >/dev/null; then
+    echo "setup: installing wrk (the HTTP rows of make bench, and their test, need it)"
+    apt_install wrk || echo "setup: WARNING: could not install wrk (make bench --http will fail)" >&2
+fi
 
 # Python environment, rebuilt only when pyproject.toml changes.
 stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"

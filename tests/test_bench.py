@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from api import cli
+from api.bench import http, workloads
 from api.bench import main as bench_main
-from api.bench import workloads
 from api.bench.runner import Measurement
 
 
@@ -65,3 +65,31 @@ def test_the_audit_sees_drift_and_overuse(bench_db):
         "1 codes above capacity",
         "reconcile: 1 codes drift",
     ]
+
+
+def test_http_rows_drive_the_real_api_with_wrk(admin_conninfo, capsys):
+    args = cli.parser().parse_args(
+        [
+            "bench",
+            "--seconds",
+            "1",
+            "--warmup",
+            "0.1",
+            "--clients",
+            "2",
+            "--http",
+            "--json",
+            "--workloads",
+            "spread",
+            "select1",
+            "--modes",
+            "advisory",
+        ]
+    )
+    assert bench_main.run(args, admin_conninfo) == 0
+    rows = {r["workload"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    for name in http.HTTP_WORKLOADS:
+        row = rows[name]
+        assert row["ops"] > 0 and row["errors"] == 0 and row["problems"] == [], row
+    assert rows["http-claim"]["vs_baseline"] is not None  # against SQL spread claims
+    assert rows["http-status-cached"]["vs_baseline"] is not None  # against SELECT 1

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import psycopg
 
 from api import installer, pgserver
-from api.bench import workloads
+from api.bench import http, workloads
 from api.bench.report import Row, add_ratios, as_json, table
 from api.bench.runner import measure
 
@@ -68,6 +68,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=50,
         help="call capacity.publish_changes() every N ms during the run, as a running API "
         "does (50; 0: never)",
+    )
+    p.add_argument(
+        "--http",
+        action="store_true",
+        help="also drive the HTTP API (pgcapacity serve) with wrk: cached and uncached status, "
+        "batch usage, claim+release",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
@@ -191,13 +197,17 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
                         runs.setdefault((name, mode, clients), []).append(row)
                         verdict = "" if not row.problems else "  FAIL: " + "; ".join(row.problems)
                         _progress(f"{label} {row.ops_per_s:>8.0f} ops/s{verdict}", done=True)
+                if args.http:
+                    for row in _http_rows(db, args):
+                        runs.setdefault((row.workload, None, row.clients), []).append(row)
             finally:
                 stop_publishing()
                 for c in conns:
                     c.close()
     rows = [_median(v) for v in runs.values()]
-    add_ratios(rows, {n: w.baseline for n, w in workloads.WORKLOADS.items()})
-    rows.sort(key=lambda r: (DEFAULT_WORKLOADS.index(r.workload), r.lock_mode or "", r.clients))
+    add_ratios(rows, {n: w.baseline for n, w in workloads.WORKLOADS.items()} | http.SQL_COUNTERPART)
+    order = DEFAULT_WORKLOADS + http.HTTP_WORKLOADS
+    rows.sort(key=lambda r: (order.index(r.workload), r.lock_mode or "", r.clients))
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
     if args.json:
         print(json.dumps(as_json(meta, rows), indent=2))
@@ -205,6 +215,28 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
         print(_title(meta))
         print(table(rows))
     return 1 if any(r.problems for r in rows) else 0
+
+
+def _http_rows(db: str, args: argparse.Namespace) -> list[Row]:
+    """The HTTP rows: a server with the cache for the cached status, one without for the rest."""
+    rows = []
+    pool = min(max(args.clients), 20)
+    for cache_ttl, names in ((1000, ["http-status-cached"]), (0, http.HTTP_WORKLOADS[1:])):
+        with http.api_server(db, cache_ttl_ms=cache_ttl, pool_max=pool) as base:
+            for clients in args.clients:
+                for name in names:
+                    with psycopg.connect(db, autocommit=True) as conn:
+                        workloads.reset(conn, max(args.clients))
+                    row = http.run_wrk(base, name, clients, args.seconds)
+                    if row.audited:
+                        with psycopg.connect(db) as conn:
+                            row.problems += workloads.invariant_problems(conn)
+                    _progress(
+                        f"[http] {name:<19}{clients:>3} clients {row.ops_per_s:>8.0f} ops/s",
+                        done=True,
+                    )
+                    rows.append(row)
+    return rows
 
 
 def _publisher(db: str, interval_ms: int):

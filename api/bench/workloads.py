@@ -321,9 +321,22 @@ def audit(conn: psycopg.Connection, workload: Workload, m: Measurement) -> list[
         ).fetchone()[0]
         if worst > HOLDER_LIMIT:
             problems.append(f"a holder held {worst} > {HOLDER_LIMIT}")
+    problems += [p for p in invariant_problems(conn) if p not in problems]
+    if m.tally["deadlock"]:
+        problems.append(f"{m.tally['deadlock']} deadlocks")
+    return problems
+
+
+def invariant_problems(conn: psycopg.Connection) -> list[str]:
+    """What must hold whatever the clients saw: usage = active claims (reconcile finds no
+    drift) and no code above its capacity."""
+    problems = []
     drift = conn.execute("SELECT count(*) FROM capacity.reconcile() WHERE drift <> 0").fetchone()[0]
     if drift:
         problems.append(f"reconcile: {drift} codes drift")
-    if m.tally["deadlock"]:
-        problems.append(f"{m.tally['deadlock']} deadlocks")
+    over = conn.execute(
+        "SELECT count(*) FROM capacity.code_usage WHERE usage_count > max_uses"
+    ).fetchone()[0]
+    if over:
+        problems.append(f"{over} codes above capacity")
     return problems

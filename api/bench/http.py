@@ -1,0 +1,220 @@
+"""The HTTP rows of the benchmark: the real API (`pgcapacity serve`, its own process) under
+wrk, on the same scratch database as the SQL rows.
+
+wrk is a C load generator, so the client side costs little next to the server; its Lua
+scripts keep every request meaningful (random codes, fresh holders, each claim released
+with its own token). The SQL rows of the same run are the comparison.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from api import pgserver
+from api.bench.report import Row
+from api.bench.workloads import HOT_CODE, SPREAD_CODES
+
+# One Lua prelude: random spread codes and a per-thread holder counter.
+PRELUDE = f"""
+local codes = {SPREAD_CODES}
+local n = 0
+function code() return string.format("BENCH-S%05d", math.random(0, codes - 1)) end
+function init(args) math.randomseed(os.time() + tonumber(tostring({{}}):sub(8), 16)) end
+"""
+
+SCRIPTS = {
+    # GET /v1/codes/{code} on one code: after the first call, served from the cache.
+    "http-status-cached": f'wrk.method = "GET"\nwrk.path = "/v1/codes/{HOT_CODE}"\n',
+    # GET /v1/codes/{code} on random codes, cache off: one capacity.check() per request.
+    "http-status": PRELUDE
+    + 'request = function() return wrk.format("GET", "/v1/codes/" .. code()) end\n',
+    # POST /v1/usage with 100 random codes (cache off).
+    "http-usage": PRELUDE
+    + """
+request = function()
+  local list = {}
+  for i = 1, 100 do list[i] = '"' .. code() .. '"' end
+  return wrk.format("POST", "/v1/usage", {["Content-Type"] = "application/json"},
+                    '{"codes": [' .. table.concat(list, ",") .. ']}')
+end
+""",
+    # POST a claim on a random code, then DELETE it with its token: a claim+release pair,
+    # like the SQL rows. Pending releases are queued per thread.
+    "http-claim": PRELUDE
+    + """
+local pending = {}
+claims, releases = 0, 0  -- globals, so that done() can read them with thread:get()
+function setup(thread) thread:set("id", math.random(1, 1e9)) end
+request = function()
+  local r = table.remove(pending)
+  if r then
+    return wrk.format("DELETE", "/v1/claims/" .. r[1], {["X-Claim-Token"] = r[2]})
+  end
+  n = n + 1
+  return wrk.format("POST", "/v1/codes/" .. code() .. "/claims",
+                    {["Content-Type"] = "application/json"},
+                    '{"holder": "w' .. tostring(id) .. '-' .. n .. '"}')
+end
+response = function(status, headers, body)
+  if status == 201 then
+    claims = claims + 1
+    local id, token = body:match('"claim_id":(%d+),"token":"([%x-]+)"')
+    if id then table.insert(pending, {id, token}) end
+  elseif status == 200 and body:find('"released":true') then
+    releases = releases + 1
+  end
+end
+""",
+}
+# What one op is, for the rows' throughput: the claim rows count pairs.
+REQUESTS_PER_OP = {"http-claim": 2}
+# The ratio columns: a cached status against a SQL round trip, claim+release against the
+# same pair in SQL (spread codes, default lock mode). The uncached reads have no single
+# SQL row to compare with (the `read` row does both calls).
+SQL_COUNTERPART = {"http-status-cached": "select1", "http-claim": "spread"}
+HTTP_WORKLOADS = list(SCRIPTS)
+
+
+def wrk_path() -> str:
+    found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError(
+            "the HTTP rows need wrk (Debian: apt-get install wrk; make setup does it)"
+        )
+    return found
+
+
+@contextmanager
+def api_server(db: str, *, cache_ttl_ms: int, pool_max: int):
+    """`pgcapacity serve` in its own process on a free port; yields its base URL."""
+    port = pgserver.free_port()
+    env = os.environ | {
+        "DATABASE_URL": db,
+        "PGCAPACITY_PORT": str(port),
+        "PGCAPACITY_AUTH": "off",
+        "PGCAPACITY_CACHE_TTL_MS": str(cache_ttl_ms),
+        "PGCAPACITY_POOL_MIN": str(pool_max),
+        "PGCAPACITY_POOL_MAX": str(pool_max),
+        "PGCAPACITY_HOT_CLAIMS_PER_MIN": "0",  # the bench decides which codes are slotted
+    }
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--log-level", "warning"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield _wait_ready(f"http://127.0.0.1:{port}", proc, log)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_ready(base: str, proc: subprocess.Popen, log) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
+                return base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    log.seek(0)
+    raise RuntimeError(f"pgcapacity serve did not start:\n{log.read().decode()[-2000:]}")
+
+
+def run_wrk(base: str, name: str, clients: int, seconds: float) -> Row:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(SCRIPTS[name])
+        script.write(DONE)
+    try:
+        threads = max(1, min(2, clients))
+        out = subprocess.run(
+            [
+                wrk_path(),
+                f"-t{threads}",
+                f"-c{clients}",
+                f"-d{max(1, round(seconds))}s",
+                "--latency",
+                "-s",
+                script.name,
+                base,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        ).stdout
+    finally:
+        Path(script.name).unlink()
+    return parse(out, name, clients)
+
+
+# Totals of the Lua counters, printed by wrk at the end.
+DONE = """
+local threads = {}
+local old_setup = setup
+function setup(thread)
+  table.insert(threads, thread)
+  if old_setup then old_setup(thread) end
+end
+function done(summary, latency, requests)
+  local c, r = 0, 0
+  for _, t in ipairs(threads) do c = c + (t:get("claims") or 0); r = r + (t:get("releases") or 0) end
+  io.write(string.format("pgcapacity: claims=%d releases=%d errors=%d\\n", c, r,
+           summary.errors.status + summary.errors.connect + summary.errors.read
+           + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str, pct: str) -> float | None:
+    m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else None
+
+
+def parse(out: str, name: str, clients: int) -> Row:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    seconds = float(re.search(r"requests in ([\d.]+)(m?s)", out).group(1))
+    non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    m = re.search(r"pgcapacity: claims=(\d+) releases=(\d+) errors=(\d+)", out)
+    claims, releases, errors = (int(g) for g in m.groups()) if m else (0, 0, 0)
+    per_op = REQUESTS_PER_OP.get(name, 1)
+    problems = []
+    if name == "http-claim" and claims - releases > 2 * clients:
+        problems.append(f"{claims - releases} claims not released")  # only those in flight
+    return Row(
+        workload=name,
+        lock_mode=None,
+        clients=clients,
+        seconds=seconds,
+        ops=int(rps * seconds / per_op),
+        ops_per_s=round(rps / per_op, 1),
+        p50_ms=_ms(out, "50"),
+        p95_ms=None,
+        p99_ms=_ms(out, "99"),  # wrk has no p95
+        contention=0,
+        retries=0,
+        giveups=0,
+        full=0,
+        refused=0,
+        errors=non2xx + errors,
+        problems=problems,
+        audited=name == "http-claim",
+    )
