@@ -91,11 +91,15 @@ class CapacityMachine(RuleBasedStateMachine):
     def teardown(self):
         self.conn.close()
 
-    @rule(code=st.sampled_from(CODES), max_uses=st.integers(0, 3), active=st.booleans())
-    def upsert(self, code, max_uses, active):
-        spec = json.dumps(
-            [{"code": code, "max_uses": max_uses, "is_active": active, "pool": POOL_OF[code]}]
-        )
+    @rule(
+        code=st.sampled_from(CODES),
+        max_uses=st.integers(0, 3),
+        active=st.booleans(),
+        slots=st.sampled_from([None, 0, 1, 2, 4]),  # never changes what callers see
+    )
+    def upsert(self, code, max_uses, active, slots):
+        entry = {"code": code, "max_uses": max_uses, "is_active": active, "pool": POOL_OF[code]}
+        spec = json.dumps([entry] if slots is None else [entry | {"slots": slots}])
         outcome, _ = call(self.conn, "SELECT * FROM capacity.upsert_codes(%s::jsonb)", (spec,))
         if code in self.model.codes and max_uses < self.model.usage(code):
             assert outcome == "CAPACITY_BELOW_USAGE"
@@ -216,7 +220,7 @@ class CapacityMachine(RuleBasedStateMachine):
     @invariant()
     def counters_match_the_model(self):
         rows = self.conn.execute(
-            "SELECT code, usage_count, max_uses, is_active FROM capacity.codes"
+            "SELECT code, usage_count, max_uses, is_active FROM capacity.code_usage"
         ).fetchall()
         assert {r[0]: (r[1], r[2], r[3]) for r in rows} == {
             code: (self.model.usage(code), c.max_uses, c.active)
