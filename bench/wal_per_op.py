@@ -1,0 +1,88 @@
+"""WAL bytes and time per claim+release, pgcapacity against the naive single-row pair.
+
+One session, no concurrency: what each op costs the server by itself. Creates a scratch
+database on the server of DATABASE_URL (needs CREATEDB) and drops it afterwards.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/wal_per_op.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import uuid
+
+import psycopg
+
+from api import installer, pgserver
+
+OPS = 3000
+CODES = 10_000
+
+
+def main() -> None:
+    admin = os.environ["DATABASE_URL"]
+    name = f"pgcapacity_wal_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    try:
+        db = pgserver.with_database(admin, name)
+        installer.migrate(db)
+        with psycopg.connect(db, autocommit=True) as conn:
+            measure(conn)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def measure(conn: psycopg.Connection) -> None:
+    codes = [{"code": f"S{i}", "max_uses": 1000} for i in range(CODES)]
+    conn.execute("SELECT capacity.upsert_codes(%s::jsonb)", (json.dumps(codes),))
+    conn.execute(f"""
+        CREATE TABLE naive_codes (code_id int PRIMARY KEY, usage int NOT NULL DEFAULT 0,
+                                  max_uses int NOT NULL);
+        INSERT INTO naive_codes SELECT i, 0, 1000 FROM generate_series(0, {CODES - 1}) i;
+        CREATE TABLE naive_claims (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                                   code_id int, holder text, released bool NOT NULL DEFAULT false)""")
+    seq = iter(range(10**9))
+
+    def pgcapacity() -> None:
+        row = conn.execute(
+            "SELECT claim_id FROM capacity.claim(%s, %s)",
+            (f"S{random.randrange(CODES)}", f"h{next(seq)}"),
+        ).fetchone()
+        conn.execute("SELECT released FROM capacity.release(%s::bigint)", row).fetchone()
+
+    def naive() -> None:
+        row = conn.execute(
+            "WITH t AS (UPDATE naive_codes SET usage = usage + 1"
+            "            WHERE code_id = %s AND usage < max_uses RETURNING code_id)"
+            " INSERT INTO naive_claims (code_id, holder) SELECT code_id, %s FROM t RETURNING id",
+            (random.randrange(CODES), f"h{next(seq)}"),
+        ).fetchone()
+        conn.execute(
+            "WITH e AS (UPDATE naive_claims SET released = true WHERE id = %s AND NOT released"
+            "           RETURNING code_id)"
+            " UPDATE naive_codes n SET usage = usage - 1 FROM e WHERE n.code_id = e.code_id",
+            row,
+        )
+
+    for label, op in (("naive pair", naive), ("pgcapacity", pgcapacity)):
+        for _ in range(500):  # warm caches and plans
+            op()
+        conn.execute("CHECKPOINT")
+        start = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
+        began = time.perf_counter()
+        for _ in range(OPS):
+            op()
+        took = (time.perf_counter() - began) / OPS * 1e6
+        wal = conn.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", (start,)
+        ).fetchone()[0]
+        print(f"{label:<12} {float(wal) / OPS:7.0f} WAL bytes/op {took:7.0f} us/op")
+
+
+if __name__ == "__main__":
+    main()
