@@ -39,3 +39,15 @@ def test_error_names_and_codes_are_unique(conn):
     rows = conn.execute("SELECT name, sqlstate, http_status FROM capacity.error_codes()").fetchall()
     assert len({r[0] for r in rows}) == len({r[1] for r in rows}) == len(rows) == 16
     assert all(400 <= r[2] < 600 for r in rows)
+
+
+def test_cp_codes_outside_the_catalog_never_escape(conn):
+    """The only unlisted CP code is CP099, which rolls back a subtransaction in the same
+    function and is caught there (sql/functions/_slots.sql)."""
+    listed = {r[0] for r in conn.execute("SELECT sqlstate FROM capacity.error_codes()")}
+    for name, text in sql_sources().items():
+        for code in set(re.findall(r"ERRCODE = '(CP\d{3})'", text)) - listed:
+            assert code == "CP099", f"{name}: {code} is neither listed nor internal"
+            raised = len(re.findall(r"ERRCODE = 'CP099'", text))
+            caught = len(re.findall(r"WHEN SQLSTATE 'CP099'", text))
+            assert raised == caught > 0, f"{name}: every CP099 must be caught where raised"

@@ -45,6 +45,7 @@ $$;
 -- Then, only if every slot with room is locked right now: wait for one of them (nowait:
 -- retry with backoff, then LOCK_CONTENDED). A claim therefore reports CODE_FULL only
 -- when the committed state of every slot is full, never because free slots were busy.
+-- (SQLSTATE CP099 only rolls a subtransaction back here: it is caught, never seen by callers.)
 CREATE OR REPLACE FUNCTION capacity._take_slot(c capacity.codes, p_mode text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
