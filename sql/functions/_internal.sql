@@ -147,6 +147,38 @@ RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT 1885823856 $$;  -- 'pgcp'
 
+-- NOWAIT attempts before LOCK_CONTENDED (SET pgcapacity.nowait_attempts; default 6).
+CREATE OR REPLACE FUNCTION capacity._nowait_attempts()
+RETURNS integer
+LANGUAGE sql STABLE
+AS $$ SELECT COALESCE(NULLIF(pg_catalog.current_setting('pgcapacity.nowait_attempts', true), '')::integer, 6) $$;
+
+-- Sleeps after failed NOWAIT attempt n: exponential backoff with full jitter,
+-- U(0, base * 2^(n-1)) ms (SET pgcapacity.nowait_backoff_ms; default 2).
+CREATE OR REPLACE FUNCTION capacity._nowait_backoff(p_attempt integer)
+RETURNS void
+LANGUAGE sql VOLATILE
+AS $$
+    SELECT pg_catalog.pg_sleep(pg_catalog.random()
+        * COALESCE(NULLIF(pg_catalog.current_setting('pgcapacity.nowait_backoff_ms', true), '')::double precision, 2)
+        * (2 ^ (p_attempt - 1)) / 1000.0)
+$$;
+
+-- Raises CAPACITY_BELOW_USAGE: max_uses would go below a code's current usage.
+CREATE OR REPLACE FUNCTION capacity._raise_capacity_below_usage(p_code text, p_usage integer, p_max integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    RAISE EXCEPTION 'CAPACITY_BELOW_USAGE: code % has % uses; max_uses % would be below that',
+                    p_code, p_usage, p_max
+        USING ERRCODE = 'CP009',
+              DETAIL = pg_catalog.jsonb_build_object('code', p_code, 'usage_count', p_usage,
+                                                     'max_uses', p_max)::text,
+              HINT = 'Raise max_uses, or release or revoke claims first.';
+END
+$$;
+
 -- Locks one code row according to the lock mode and returns its current version.
 -- Every mode ends holding the row lock, so correctness never depends on the mode;
 -- the mode only decides how contenders queue (row lock, bounded NOWAIT retries, or
@@ -157,8 +189,7 @@ LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
     c          capacity.codes;
-    v_attempts integer := COALESCE(NULLIF(pg_catalog.current_setting('pgcapacity.nowait_attempts', true), '')::integer, 6);
-    v_base_ms  double precision := COALESCE(NULLIF(pg_catalog.current_setting('pgcapacity.nowait_backoff_ms', true), '')::double precision, 2);
+    v_attempts integer;
 BEGIN
     IF p_mode = 'advisory' THEN
         PERFORM pg_catalog.pg_advisory_xact_lock(capacity._lock_namespace(), (p_code_id % 2147483647)::integer);
@@ -167,14 +198,14 @@ BEGIN
         SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = p_code_id FOR NO KEY UPDATE;
         RETURN c;
     END IF;
+    v_attempts := capacity._nowait_attempts();
     FOR attempt IN 1..GREATEST(v_attempts, 1) LOOP
         BEGIN
             SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = p_code_id FOR NO KEY UPDATE NOWAIT;
             RETURN c;
         EXCEPTION WHEN lock_not_available THEN
-            -- Exponential backoff with full jitter: sleep U(0, base * 2^(attempt-1)) ms.
             IF attempt < v_attempts THEN
-                PERFORM pg_catalog.pg_sleep(pg_catalog.random() * v_base_ms * (2 ^ (attempt - 1)) / 1000.0);
+                PERFORM capacity._nowait_backoff(attempt);
             END IF;
         END;
     END LOOP;

@@ -9,6 +9,14 @@ AS $$
     SELECT COALESCE(sum(s.used), 0)::integer FROM capacity.code_slots AS s WHERE s.code_id = p_code_id
 $$;
 
+-- A code's whole usage: its row's count plus, for a slotted code, its slot rows.
+CREATE OR REPLACE FUNCTION capacity._total_usage(c capacity.codes)
+RETURNS integer
+LANGUAGE sql STABLE
+AS $$
+    SELECT c.usage_count + CASE WHEN c.slots > 0 THEN capacity._slot_usage(c.code_id) ELSE 0 END
+$$;
+
 -- The code row with usage_count made the code's whole usage (slots included), for
 -- status and results. One statement, so the total is from one snapshot.
 CREATE OR REPLACE FUNCTION capacity._with_total_usage(c capacity.codes)
@@ -16,9 +24,7 @@ RETURNS capacity.codes
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
-    IF c.slots > 0 THEN
-        c.usage_count := c.usage_count + capacity._slot_usage(c.code_id);
-    END IF;
+    c.usage_count := capacity._total_usage(c);
     RETURN c;
 END
 $$;
@@ -55,8 +61,6 @@ DECLARE
     v_free     bigint;
     v_slots    integer;
     v_waits    integer := 0;
-    v_attempts integer := COALESCE(NULLIF(pg_catalog.current_setting('pgcapacity.nowait_attempts', true), '')::integer, 6);
-    v_base_ms  double precision := COALESCE(NULLIF(pg_catalog.current_setting('pgcapacity.nowait_backoff_ms', true), '')::double precision, 2);
     v_start    integer := (pg_catalog.random() * c.slots)::integer;
 BEGIN
     BEGIN
@@ -106,14 +110,14 @@ BEGIN
                 NULL;  -- someone else took the unit: look again
             WHEN lock_not_available THEN
                 v_waits := v_waits + 1;
-                IF v_waits >= GREATEST(v_attempts, 1) THEN
+                IF v_waits >= GREATEST(capacity._nowait_attempts(), 1) THEN
                     RAISE EXCEPTION 'LOCK_CONTENDED: every slot of code % with room stayed locked after % NOWAIT attempts',
                                     c.code, v_waits
                         USING ERRCODE = 'CP008',
                               DETAIL = pg_catalog.jsonb_build_object('code', c.code, 'attempts', v_waits)::text,
                               HINT = 'Retry later, or use lock_mode => ''wait'' to queue instead of failing.';
                 END IF;
-                PERFORM pg_catalog.pg_sleep(pg_catalog.random() * v_base_ms * (2 ^ (v_waits - 1)) / 1000.0);
+                PERFORM capacity._nowait_backoff(v_waits);
         END;
     END LOOP;
 END
@@ -136,14 +140,9 @@ BEGIN
     SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = p_code_id;
     PERFORM 1 FROM capacity.code_slots AS s WHERE s.code_id = p_code_id ORDER BY s.slot FOR NO KEY UPDATE;
     -- Claims may have taken units since the caller checked: the usage is exact only now.
-    v_kept := c.usage_count + capacity._slot_usage(p_code_id);
+    v_kept := capacity._total_usage(c);
     IF v_kept > c.max_uses THEN
-        RAISE EXCEPTION 'CAPACITY_BELOW_USAGE: code % has % uses; max_uses % would be below that',
-                        c.code, v_kept, c.max_uses
-            USING ERRCODE = 'CP009',
-                  DETAIL = pg_catalog.jsonb_build_object('code', c.code, 'usage_count', v_kept,
-                                                         'max_uses', c.max_uses)::text,
-                  HINT = 'Raise max_uses, or release or revoke claims first.';
+        PERFORM capacity._raise_capacity_below_usage(c.code, v_kept, c.max_uses);
     END IF;
     WITH gone AS (
         DELETE FROM capacity.code_slots AS s WHERE s.code_id = p_code_id AND s.slot >= p_slots

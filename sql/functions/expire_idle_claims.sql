@@ -117,7 +117,7 @@ BEGIN
         END LOOP;
         INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
         SELECT 'expired', u.code_id, k.code, k.pool, u.holder, u.claim_id,
-               k.usage_count + CASE WHEN k.slots > 0 THEN capacity._slot_usage(k.code_id) ELSE 0 END
+               capacity._total_usage(k)
           FROM unnest(v_claim_ids, v_code_ids, v_claim_holders) AS u(claim_id, code_id, holder)
           JOIN capacity.codes AS k ON k.code_id = u.code_id;
         INSERT INTO capacity.pending_changes (codes)

@@ -22,8 +22,7 @@ BEGIN
     RETURN QUERY
         SELECT k.code, k.usage, COALESCE(a.n, 0), k.usage - COALESCE(a.n, 0)
           FROM (SELECT c2.code_id, c2.code,
-                       c2.usage_count + CASE WHEN c2.slots > 0 THEN capacity._slot_usage(c2.code_id) ELSE 0 END
-                           AS usage
+                       capacity._total_usage(c2) AS usage
                   FROM capacity.codes AS c2) AS k
           LEFT JOIN (SELECT cl.code_id, count(*)::integer AS n FROM capacity.claims AS cl
                       WHERE cl.released_at IS NULL GROUP BY cl.code_id) AS a USING (code_id)

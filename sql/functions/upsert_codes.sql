@@ -122,20 +122,14 @@ BEGIN
           ORDER BY c.code_id FOR NO KEY UPDATE;
         SELECT t.code, t.usage_count, t.new_max INTO v_bad
           FROM (SELECT c.code, s.max_uses AS new_max,
-                       c.usage_count + CASE WHEN c.slots > 0 THEN capacity._slot_usage(c.code_id) ELSE 0 END
-                           AS usage_count
+                       capacity._total_usage(c) AS usage_count
                   FROM capacity.codes AS c
                   JOIN unnest(v_specs) AS s ON s.code = c.code
                  WHERE c.code = ANY (v_pending)) AS t
          WHERE t.new_max < t.usage_count
          ORDER BY t.code LIMIT 1;
         IF FOUND THEN
-            RAISE EXCEPTION 'CAPACITY_BELOW_USAGE: code % has % uses; max_uses % would be below that',
-                            v_bad.code, v_bad.usage_count, v_bad.new_max
-                USING ERRCODE = 'CP009',
-                      DETAIL = jsonb_build_object('code', v_bad.code, 'usage_count', v_bad.usage_count,
-                                                  'max_uses', v_bad.new_max)::text,
-                      HINT = 'Raise max_uses, or release or revoke claims first.';
+            PERFORM capacity._raise_capacity_below_usage(v_bad.code, v_bad.usage_count, v_bad.new_max);
         END IF;
 
         WITH done AS (
