@@ -61,9 +61,8 @@ def test_many_codes_are_split_into_notifications_that_fit(db, listener):
         conn.execute("UPDATE capacity.codes SET metadata = '{\"touched\": true}'")
     assert publish(db) == (True, 400, "changes")
     payloads = heard(listener)
-    assert (
-        len(payloads) == 4 and all
-    )  # 400 codes of 55 bytes: 125 per 7000 bytes(len(p.encode()) <= 7000 for p in payloads)
+    # 400 codes of 55 bytes: 125 per 7000 bytes
+    assert len(payloads) == 4 and all(len(p.encode()) <= 7000 for p in payloads)
     assert sorted(",".join(payloads).split(",")) == sorted(c["code"] for c in codes)
 
 
@@ -75,3 +74,46 @@ def test_truncate_is_published_as_drop_everything(db, listener):
         conn.execute("TRUNCATE capacity.codes CASCADE")
     assert publish(db)[0] is True
     assert heard(listener) == ["*"]
+
+
+@pytest.mark.parametrize("slots", [0, 4])
+def test_every_operation_that_changes_a_status_is_published(db, listener, slots):
+    """Usage changes are marked by the functions themselves (no trigger fires for them):
+    each operation below must reach listeners, on plain and slotted codes."""
+    reset(db, [{"code": "FEED-OPS", "max_uses": 5, "slots": slots}])
+    publish(db)
+    heard(listener)
+    with psycopg.connect(db, autocommit=True) as conn:
+
+        def published_after(sql: str, *args) -> list[str]:
+            conn.execute(sql, args)
+            publish(db)
+            return heard(listener)
+
+        claim_id = conn.execute("SELECT claim_id FROM capacity.claim('FEED-OPS', 'a')").fetchone()[
+            0
+        ]
+        assert publish(db)[1] == 1 and heard(listener) == ["FEED-OPS"]
+        assert published_after("SELECT capacity.release(%s::bigint)", claim_id) == ["FEED-OPS"]
+        conn.execute("SELECT capacity.claim('FEED-OPS', 'b')")
+        publish(db)
+        heard(listener)
+        assert published_after("SELECT capacity.release('FEED-OPS', 'b')") == ["FEED-OPS"]
+        conn.execute("SELECT capacity.claim('FEED-OPS', 'c')")
+        conn.execute("UPDATE capacity.claims SET last_seen_at = now() - interval '2 hours'")
+        publish(db)
+        heard(listener)
+        assert published_after("SELECT * FROM capacity.expire_idle_claims('1 hour')") == [
+            "FEED-OPS"
+        ]
+        # A drift made by hand (it is not announced), repaired by reconcile: announced.
+        conn.execute(
+            "UPDATE capacity.codes SET usage_count = usage_count + 1 WHERE code = 'FEED-OPS'"
+        )
+        publish(db)
+        heard(listener)
+        assert published_after("SELECT * FROM capacity.reconcile(true)") == ["FEED-OPS"]
+        assert published_after(
+            'SELECT capacity.upsert_codes(\'[{"code": "FEED-OPS", "max_uses": 7}]\')'
+        ) == ["FEED-OPS"]
+        assert published_after("SELECT * FROM capacity.revoke_code('FEED-OPS')") == ["FEED-OPS"]

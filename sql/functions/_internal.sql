@@ -266,25 +266,33 @@ BEGIN
 END
 $$;
 
--- Counts one more claim for a holder: the conditional upsert is the holder-limit check
--- under the holder row's lock (the last lock a claim takes).
-CREATE OR REPLACE FUNCTION capacity._count_holder_claim(p_pool text, p_holder text)
-RETURNS void
+-- The end of every successful new claim: counts it for its holder (the conditional upsert
+-- is the holder-limit check, under the holder row's lock, the last lock a claim takes),
+-- logs and announces it, and returns claim()'s result. c: the code with its whole usage.
+-- Plain statements, not helper calls: this runs on every claim (PERFORM of a PL/pgSQL
+-- function costs a query of its own).
+CREATE OR REPLACE FUNCTION capacity._finish_claim(c capacity.codes, cl capacity.claims)
+RETURNS capacity.claim_result
 LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
-    h capacity.holders;
+    v_limit integer;
 BEGIN
     INSERT INTO capacity.holders AS k (pool, holder, active_claims)
-    VALUES (p_pool, p_holder, 1)
+    VALUES (cl.pool, cl.holder, 1)
     ON CONFLICT (pool, holder) DO UPDATE
        SET active_claims = k.active_claims + 1
-     WHERE k.max_claims IS NULL OR k.active_claims < k.max_claims
-    RETURNING * INTO h;
+     WHERE k.max_claims IS NULL OR k.active_claims < k.max_claims;
     IF NOT FOUND THEN
-        SELECT * INTO h FROM capacity.holders AS k WHERE k.pool = p_pool AND k.holder = p_holder;
-        PERFORM capacity._raise_holder_limit(p_pool, p_holder, h.max_claims);
+        SELECT k.max_claims INTO v_limit FROM capacity.holders AS k
+         WHERE k.pool = cl.pool AND k.holder = cl.holder;
+        PERFORM capacity._raise_holder_limit(cl.pool, cl.holder, v_limit);
     END IF;
+    INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
+    VALUES ('claimed', c.code_id, c.code, c.pool, cl.holder, cl.claim_id, c.usage_count);
+    INSERT INTO capacity.pending_changes (codes) VALUES (ARRAY[c.code]);
+    RETURN ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
+               c.max_uses - c.usage_count, false, cl.claimed_at)::capacity.claim_result;
 END
 $$;
 
@@ -326,30 +334,33 @@ BEGIN
        SET released_at = pg_catalog.now(), end_reason = p_reason
      WHERE claim_id = cl.claim_id AND released_at IS NULL
     RETURNING * INTO ended;
-    IF FOUND THEN
-        IF v_slot IS NOT NULL THEN
-            UPDATE capacity.code_slots SET used = used - 1 WHERE slot_id = v_slot;
+    IF NOT FOUND THEN
+        IF c.code_id IS NULL THEN
             SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = cl.code_id;
-            PERFORM capacity._mark_changed(c.code);
-        ELSE
-            UPDATE capacity.codes SET usage_count = usage_count - 1
-             WHERE code_id = cl.code_id
-            RETURNING * INTO c;
-            IF c.slots > 0 THEN
-                PERFORM capacity._return_base_units(c.code_id, 1);
-            END IF;
         END IF;
-        UPDATE capacity.holders SET active_claims = active_claims - 1
-         WHERE pool = ended.pool AND holder = ended.holder;
-    ELSIF c.code_id IS NULL THEN
-        SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = cl.code_id;
-    END IF;
-    c := capacity._with_total_usage(c);
-    IF ended.claim_id IS NULL THEN
+        c := capacity._with_total_usage(c);
         RETURN ROW(cl.claim_id, c.code, cl.holder, false, c.usage_count,
                    c.max_uses - c.usage_count)::capacity.release_result;
     END IF;
-    PERFORM capacity._log(p_reason::text::capacity.event_kind, c, ended.holder, ended.claim_id);
+    IF v_slot IS NOT NULL THEN
+        UPDATE capacity.code_slots SET used = used - 1 WHERE slot_id = v_slot;
+        SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = cl.code_id;
+    ELSE
+        UPDATE capacity.codes SET usage_count = usage_count - 1
+         WHERE code_id = cl.code_id
+        RETURNING * INTO c;
+        IF c.slots > 0 THEN
+            PERFORM capacity._return_base_units(c.code_id, 1);
+        END IF;
+    END IF;
+    UPDATE capacity.holders SET active_claims = active_claims - 1
+     WHERE pool = ended.pool AND holder = ended.holder;
+    c := capacity._with_total_usage(c);
+    -- Plain statements, not _log()/_mark_changed(): this runs on every release.
+    INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
+    VALUES (p_reason::text::capacity.event_kind, c.code_id, c.code, c.pool, ended.holder,
+            ended.claim_id, c.usage_count);
+    INSERT INTO capacity.pending_changes (codes) VALUES (ARRAY[c.code]);
     RETURN ROW(cl.claim_id, c.code, cl.holder, true, c.usage_count,
                c.max_uses - c.usage_count)::capacity.release_result;
 END

@@ -1,12 +1,16 @@
 -- Private helpers of slotted codes (migration 0004). Lock order: code row, slot rows by
 -- slot, claim rows, holder rows.
 
--- Units in use in a code's slot rows (0 for a plain code).
+-- Units in use in a code's slot rows (0 for a plain code). PL/pgSQL, not SQL: a SQL
+-- function with a FROM clause cannot be inlined and is parsed and planned again in every
+-- transaction; PL/pgSQL keeps its plan for the session.
 CREATE OR REPLACE FUNCTION capacity._slot_usage(p_code_id bigint)
 RETURNS integer
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-    SELECT COALESCE(sum(s.used), 0)::integer FROM capacity.code_slots AS s WHERE s.code_id = p_code_id
+BEGIN
+    RETURN (SELECT COALESCE(sum(s.used), 0)::integer FROM capacity.code_slots AS s WHERE s.code_id = p_code_id);
+END
 $$;
 
 -- A code's whole usage: its row's count plus, for a slotted code, its slot rows.
@@ -26,17 +30,6 @@ AS $$
 BEGIN
     c.usage_count := capacity._total_usage(c);
     RETURN c;
-END
-$$;
-
--- Appends a change mark for one code (slot writes do not touch capacity.codes, so its
--- trigger does not see them).
-CREATE OR REPLACE FUNCTION capacity._mark_changed(p_code text)
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-AS $$
-BEGIN
-    INSERT INTO capacity.pending_changes (codes) VALUES (ARRAY[p_code]);
 END
 $$;
 
@@ -61,16 +54,25 @@ DECLARE
     v_free     bigint;
     v_slots    integer;
     v_waits    integer := 0;
-    v_start    integer := (pg_catalog.random() * c.slots)::integer;
+    v_start    integer := pg_catalog.floor(pg_catalog.random() * c.slots)::integer;
 BEGIN
     BEGIN
+        -- From a random slot up, then wrapping around: an index range scan that stops
+        -- at the first unlocked slot with room (ordering all slots costs a sort).
         UPDATE capacity.code_slots AS s SET used = s.used + 1
          WHERE s.slot_id = (SELECT k.slot_id FROM capacity.code_slots AS k
-                             WHERE k.code_id = c.code_id AND k.used < k.cap
-                             ORDER BY (k.slot + GREATEST(c.slots, 1) - v_start) % GREATEST(c.slots, 1)
-                             LIMIT 1
+                             WHERE k.code_id = c.code_id AND k.slot >= v_start AND k.used < k.cap
+                             ORDER BY k.slot LIMIT 1
                                FOR NO KEY UPDATE SKIP LOCKED)
         RETURNING s.slot_id INTO v_slot_id;
+        IF v_slot_id IS NULL AND v_start > 0 THEN
+            UPDATE capacity.code_slots AS s SET used = s.used + 1
+             WHERE s.slot_id = (SELECT k.slot_id FROM capacity.code_slots AS k
+                                 WHERE k.code_id = c.code_id AND k.slot < v_start AND k.used < k.cap
+                                 ORDER BY k.slot LIMIT 1
+                                   FOR NO KEY UPDATE SKIP LOCKED)
+            RETURNING s.slot_id INTO v_slot_id;
+        END IF;
         IF v_slot_id IS NOT NULL THEN
             RETURN v_slot_id;
         END IF;
@@ -232,11 +234,7 @@ BEGIN
         RETURN ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
                    c.max_uses - c.usage_count, true, cl.claimed_at)::capacity.claim_result;
     END IF;
-    PERFORM capacity._count_holder_claim(c.pool, p_holder);
-    PERFORM capacity._mark_changed(c.code);
     c := capacity._with_total_usage(c);  -- one snapshot, our own unit included
-    PERFORM capacity._log('claimed', c, p_holder, cl.claim_id);
-    RETURN ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
-               c.max_uses - c.usage_count, false, cl.claimed_at)::capacity.claim_result;
+    RETURN capacity._finish_claim(c, cl);
 END
 $$;

@@ -15,6 +15,7 @@ DECLARE
     cl       capacity.claims;
     h        capacity.holders;
     result   capacity.claim_result;
+    v_id     bigint;
 BEGIN
     -- 1. Unlocked look-ups answer the cheap cases without touching a lock.
     SELECT * INTO c FROM capacity.codes AS k WHERE k.code = v_code;
@@ -30,7 +31,9 @@ BEGIN
     END IF;
     -- (A slotted code's row counts only units outside its slots: this catches
     -- inactive, expired and codes whose capacity is all outside the slots.)
-    PERFORM capacity._raise_if_blocked(c);
+    IF capacity._blocker(c) IS NOT NULL THEN
+        PERFORM capacity._raise_if_blocked(c);
+    END IF;
     SELECT * INTO h FROM capacity.holders AS k WHERE k.pool = c.pool AND k.holder = v_holder;
     IF h.max_claims IS NOT NULL AND h.active_claims >= h.max_claims THEN
         PERFORM capacity._raise_holder_limit(c.pool, v_holder, h.max_claims);
@@ -44,31 +47,51 @@ BEGIN
         END IF;  -- it turned plain meanwhile
     END IF;
 
-    -- 2b. Lock the code row (lock order: code, claim, holder), then decide on fresh data.
-    c := capacity._lock_code(c.code_id, v_mode);
-    IF c.slots > 0 THEN  -- it became slotted while we waited for the row
-        RETURN capacity._claim_from_slot(c, v_holder, v_mode);
+    -- 2b. A plain code: take the unit with one conditional update of the code row (lock
+    --     order: code, claim, holder). A waiting UPDATE re-checks its condition on the
+    --     newest row version, so it is the capacity check itself.
+    IF v_mode = 'advisory' THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(capacity._lock_namespace(), (c.code_id % 2147483647)::integer);
+    ELSIF v_mode = 'nowait' THEN
+        c := capacity._lock_code(c.code_id, v_mode);
     END IF;
-    SELECT * INTO cl FROM capacity.claims AS k
-     WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
-    IF FOUND THEN
+    v_id := c.code_id;
+    UPDATE capacity.codes AS k SET usage_count = k.usage_count + 1
+     WHERE k.code_id = v_id AND k.slots = 0 AND k.usage_count < k.max_uses AND k.is_active
+       AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now())
+    RETURNING * INTO c;
+    IF NOT FOUND THEN
+        -- Full, blocked or slotted now (c is all NULL): decide on the locked row.
+        c := capacity._lock_code(v_id, v_mode);
+        IF c.slots > 0 THEN
+            RETURN capacity._claim_from_slot(c, v_holder, v_mode);
+        END IF;
+        SELECT * INTO cl FROM capacity.claims AS k
+         WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
+        IF FOUND THEN
+            RETURN ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
+                       c.max_uses - c.usage_count, true, cl.claimed_at)::capacity.claim_result;
+        END IF;
+        PERFORM capacity._raise_if_blocked(c);
+        UPDATE capacity.codes AS k SET usage_count = k.usage_count + 1
+         WHERE k.code_id = c.code_id
+        RETURNING * INTO c;  -- a unit was freed since the conditional update
+    END IF;
+
+    INSERT INTO capacity.claims AS k (code_id, pool, holder)
+    VALUES (c.code_id, c.pool, v_holder)
+    ON CONFLICT (code_id, holder) WHERE released_at IS NULL DO NOTHING
+    RETURNING * INTO cl;
+    IF NOT FOUND THEN
+        -- The same holder's concurrent claim committed first: give the unit back.
+        UPDATE capacity.codes AS k SET usage_count = k.usage_count - 1
+         WHERE k.code_id = c.code_id
+        RETURNING * INTO c;
+        SELECT * INTO STRICT cl FROM capacity.claims AS k
+         WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
         RETURN ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
                    c.max_uses - c.usage_count, true, cl.claimed_at)::capacity.claim_result;
     END IF;
-    PERFORM capacity._raise_if_blocked(c);
-
-    INSERT INTO capacity.claims (code_id, pool, holder)
-    VALUES (c.code_id, c.pool, v_holder)
-    RETURNING * INTO cl;
-
-    UPDATE capacity.codes AS k SET usage_count = k.usage_count + 1
-     WHERE k.code_id = c.code_id
-    RETURNING * INTO c;
-
-    PERFORM capacity._count_holder_claim(c.pool, v_holder);
-
-    PERFORM capacity._log('claimed', c, v_holder, cl.claim_id);
-    RETURN ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
-               c.max_uses - c.usage_count, false, cl.claimed_at)::capacity.claim_result;
+    RETURN capacity._finish_claim(c, cl);
 END
 $$;

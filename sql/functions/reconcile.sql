@@ -54,6 +54,7 @@ BEGIN
         RETURNING k.*
     LOOP
         PERFORM capacity._log('reconciled', capacity._with_total_usage(c), NULL, NULL);
+        INSERT INTO capacity.pending_changes (codes) VALUES (ARRAY[c.code]);  -- usage_count is not a trigger column
     END LOOP;
     PERFORM capacity._resize_slots(k.code_id, k.slots)
        FROM capacity.codes AS k WHERE k.slots > 0 ORDER BY k.code_id;

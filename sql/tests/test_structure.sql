@@ -1,6 +1,6 @@
 -- Structure: schema, tables, result types, and every public function's signature pinned.
 BEGIN;
-SELECT plan(74);
+SELECT plan(81);
 
 SELECT has_schema('capacity', 'schema capacity exists');
 SELECT tables_are('capacity', ARRAY['codes', 'holders', 'claims', 'events', 'app_roles', 'migrations',
@@ -114,12 +114,39 @@ SELECT columns_are('capacity', 'dashboard',
     'dashboard columns (SPEC §3)');
 SELECT has_index('capacity', 'dashboard', 'dashboard_pool', ARRAY['pool'],
                  'dashboard has the unique index REFRESH CONCURRENTLY needs');
--- The change feed is statement-level: one trigger call per writing statement, not per row.
+-- The change feed: one trigger call per INSERT, DELETE and TRUNCATE statement; per row only
+-- for updates of what a status shows besides usage (claims and releases append their own
+-- marks, so their usage update fires no trigger at all).
 SELECT is((SELECT count(*)::integer FROM pg_trigger
             WHERE tgrelid = 'capacity.codes'::regclass AND NOT tgisinternal
               AND tgfoid = 'capacity._codes_changed()'::regprocedure
               AND tgtype & 1 = 0),
-          4, 'codes has four statement-level change-feed triggers (insert, update, delete, truncate)');
+          3, 'codes has three statement-level change-feed triggers (insert, delete, truncate)');
+SELECT is((SELECT array_agg(a.attname::text ORDER BY a.attname)
+             FROM pg_trigger AS t
+             JOIN pg_attribute AS a ON a.attrelid = t.tgrelid AND a.attnum = ANY (t.tgattr::int2[])
+            WHERE t.tgrelid = 'capacity.codes'::regclass AND t.tgname = 'codes_changed_update'),
+          ARRAY['code', 'expires_at', 'is_active', 'max_uses', 'metadata', 'pool', 'slots'],
+          'the row-level update trigger lists the status columns, never usage_count');
+
+-- Format rules of codes (a column-specific trigger, not CHECKs: see migration 0005) still
+-- refuse direct writes, with the SQLSTATE and constraint name of a CHECK.
+SELECT throws_ok($$INSERT INTO capacity.codes (code, max_uses) VALUES ('bad code', 1)$$,
+                 '23514', 'new row for relation "codes" violates check constraint "codes_code_format"',
+                 'a direct insert of a malformed code is refused');
+SELECT throws_ok($$INSERT INTO capacity.codes (code, pool, max_uses) VALUES ('OK1', 'bad pool', 1)$$,
+                 '23514', 'new row for relation "codes" violates check constraint "codes_pool_format"',
+                 'a direct insert of a malformed pool is refused');
+SELECT throws_ok($$INSERT INTO capacity.codes (code, max_uses, metadata) VALUES ('OK1', 1, '[]')$$,
+                 '23514', 'new row for relation "codes" violates check constraint "codes_metadata_is_object"',
+                 'metadata must be a JSON object');
+SELECT lives_ok($$INSERT INTO capacity.codes (code, max_uses) VALUES ('SLOTS-RANGE', 1)$$,
+                'a well-formed direct insert passes the format rules');
+SELECT throws_ok($$UPDATE capacity.codes SET slots = 300 WHERE code = 'SLOTS-RANGE'$$,
+                 '23514', 'new row for relation "codes" violates check constraint "codes_slots_range"',
+                 'slots stay within 0..256');
+SELECT throws_ok($$INSERT INTO capacity.codes (code, max_uses) VALUES ('OK1', -1)$$,
+                 '23514', NULL, 'max_uses below 0 is refused (by the usage CHECK)');
 
 SELECT * FROM finish();
 ROLLBACK;
