@@ -81,3 +81,8 @@ ALTER TABLE capacity.holders
 -- Folded into capacity._finish_claim() (functions/_internal.sql).
 DROP FUNCTION IF EXISTS capacity._count_holder_claim(text, text);
 DROP FUNCTION IF EXISTS capacity._mark_changed(text);
+
+-- Ended claims are found for retention by a BRIN range (released_at grows with time)
+-- instead of a B-tree entry written by every release.
+DROP INDEX capacity.claims_ended_at;
+CREATE INDEX claims_ended_at ON capacity.claims USING brin (released_at);
