@@ -1,4 +1,5 @@
-"""WAL bytes and time per claim+release, pgcapacity against the naive single-row pair.
+"""WAL bytes and time per claim+release, pgcapacity (spread and slotted codes) against the
+naive single-row pair.
 
 One session, no concurrency: what each op costs the server by itself. Creates a scratch
 database on the server of DATABASE_URL (needs CREATEDB) and drops it afterwards.
@@ -20,6 +21,7 @@ from api import installer, pgserver
 
 OPS = 3000
 CODES = 10_000
+SLOTS = 128  # one hot code, as in make bench's hot-slotted
 
 
 def main() -> None:
@@ -48,12 +50,22 @@ def measure(conn: psycopg.Connection) -> None:
                                    code_id int, holder text, released bool NOT NULL DEFAULT false)""")
     seq = iter(range(10**9))
 
-    def pgcapacity() -> None:
+    conn.execute(
+        "SELECT capacity.upsert_codes(%s::jsonb)",
+        (json.dumps([{"code": "HOT", "max_uses": 1_000_000, "slots": SLOTS}]),),
+    )
+
+    def claim_release(code: str) -> None:
         row = conn.execute(
-            "SELECT claim_id FROM capacity.claim(%s, %s)",
-            (f"S{random.randrange(CODES)}", f"h{next(seq)}"),
+            "SELECT claim_id FROM capacity.claim(%s, %s)", (code, f"h{next(seq)}")
         ).fetchone()
         conn.execute("SELECT released FROM capacity.release(%s::bigint)", row).fetchone()
+
+    def pgcapacity() -> None:
+        claim_release(f"S{random.randrange(CODES)}")
+
+    def slotted() -> None:
+        claim_release("HOT")
 
     def naive() -> None:
         row = conn.execute(
@@ -69,7 +81,8 @@ def measure(conn: psycopg.Connection) -> None:
             row,
         )
 
-    for label, op in (("naive pair", naive), ("pgcapacity", pgcapacity)):
+    runs = (("naive pair", naive), ("pgcapacity", pgcapacity), (f"{SLOTS} slots", slotted))
+    for label, op in runs:
         for _ in range(500):  # warm caches and plans
             op()
         conn.execute("CHECKPOINT")
