@@ -266,6 +266,15 @@ BEGIN
 END
 $$;
 
+-- claim()'s result row for a claim on a code (c: the code with its whole usage).
+CREATE OR REPLACE FUNCTION capacity._claim_result(c capacity.codes, cl capacity.claims, p_already_held boolean)
+RETURNS capacity.claim_result
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
+               c.max_uses - c.usage_count, p_already_held, cl.claimed_at)::capacity.claim_result
+$$;
+
 -- The end of every successful new claim: counts it for its holder (the conditional upsert
 -- is the holder-limit check, under the holder row's lock, the last lock a claim takes),
 -- logs and announces it, and returns claim()'s result. c: the code with its whole usage.
@@ -291,8 +300,7 @@ BEGIN
     INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
     VALUES ('claimed', c.code_id, c.code, c.pool, cl.holder, cl.claim_id, c.usage_count);
     INSERT INTO capacity.pending_changes (codes) VALUES (ARRAY[c.code]);
-    RETURN ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
-               c.max_uses - c.usage_count, false, cl.claimed_at)::capacity.claim_result;
+    RETURN capacity._claim_result(c, cl, false);
 END
 $$;
 

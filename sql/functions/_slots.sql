@@ -231,8 +231,7 @@ BEGIN
         c := capacity._with_total_usage(c);
         SELECT * INTO STRICT cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = p_holder AND k.released_at IS NULL;
-        RETURN ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
-                   c.max_uses - c.usage_count, true, cl.claimed_at)::capacity.claim_result;
+        RETURN capacity._claim_result(c, cl, true);
     END IF;
     c := capacity._with_total_usage(c);  -- one snapshot, our own unit included
     RETURN capacity._finish_claim(c, cl);

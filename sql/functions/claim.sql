@@ -26,8 +26,7 @@ BEGIN
      WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
     IF FOUND THEN
         c := capacity._with_total_usage(c);
-        RETURN ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
-                   c.max_uses - c.usage_count, true, cl.claimed_at)::capacity.claim_result;
+        RETURN capacity._claim_result(c, cl, true);
     END IF;
     -- (A slotted code's row counts only units outside its slots: this catches
     -- inactive, expired and codes whose capacity is all outside the slots.)
@@ -69,8 +68,7 @@ BEGIN
         SELECT * INTO cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
         IF FOUND THEN
-            RETURN ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
-                       c.max_uses - c.usage_count, true, cl.claimed_at)::capacity.claim_result;
+            RETURN capacity._claim_result(c, cl, true);
         END IF;
         PERFORM capacity._raise_if_blocked(c);
         UPDATE capacity.codes AS k SET usage_count = k.usage_count + 1
@@ -89,8 +87,7 @@ BEGIN
         RETURNING * INTO c;
         SELECT * INTO STRICT cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
-        RETURN ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
-                   c.max_uses - c.usage_count, true, cl.claimed_at)::capacity.claim_result;
+        RETURN capacity._claim_result(c, cl, true);
     END IF;
     RETURN capacity._finish_claim(c, cl);
 END
