@@ -92,6 +92,42 @@ def test_holder_limit_3_with_20_codes_claimed_at_once(db, mode, slots):
 
 
 @SLOTS
+def test_holder_limit_set_and_removed_while_the_holder_claims(db, slots):
+    """A limited holder has a counter row, an unlimited one none (migration 0006). Setting
+    or removing the limit while the holder's claims, releases and expiries are in flight
+    must leave the counter equal to the active claims: no claim counted twice or missed."""
+    reset(
+        db,
+        [{"code": f"DOC-{i}", "max_uses": 1000, "pool": "docs", "slots": slots} for i in range(30)],
+    )
+    limits = itertools.cycle([None, 100])  # 40 calls: ends with a limit
+
+    def work(i, conn):
+        rng = random.Random(i)
+        outcomes = Counter()
+        for _ in range(40):
+            if i == 0:
+                sql, args = "SELECT capacity.set_holder_limit('docs', 'team', %s)", (next(limits),)
+            elif i == 1:
+                sql, args = "SELECT expired FROM capacity.expire_idle_claims('0 seconds', 5)", None
+            elif rng.random() < 0.6:
+                sql, args = CLAIM, (f"DOC-{rng.randrange(30)}", "team", "advisory")
+            else:
+                sql, args = (
+                    "SELECT released FROM capacity.release(%s, 'team')",
+                    (f"DOC-{rng.randrange(30)}",),
+                )
+            outcomes[call(conn, sql, args)[0]] += 1
+        return outcomes
+
+    outcomes = sum(run_concurrently(db, 16, work), Counter())
+    assert set(outcomes) == {"ok"}, outcomes  # e.g. no counter pushed below 0 (23514)
+    audit(db)  # the last limit set stays: its counter equals the holder's active claims
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT max_claims FROM capacity.holders").fetchall() == [(100,)]
+
+
+@SLOTS
 def test_concurrent_double_release_returns_one_unit(db, slots):
     reset(db, [{"code": "REL", "max_uses": 100, "slots": slots}])
     with psycopg.connect(db, autocommit=True) as conn:

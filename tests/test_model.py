@@ -236,7 +236,7 @@ class CapacityMachine(RuleBasedStateMachine):
                 None if blocked in ("ok", "HOLDER_LIMIT_EXCEEDED") else blocked,
             )
         holders = self.conn.execute(
-            "SELECT pool, holder, active_claims FROM capacity.holders"
+            "SELECT pool, holder, active_claims FROM capacity.holder_usage"
         ).fetchall()
         for pool, holder, active in holders:
             assert active == self.model.held(pool, holder)

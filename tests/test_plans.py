@@ -8,13 +8,17 @@ import pytest
 
 @pytest.fixture(scope="module")
 def big(db: str) -> str:
-    """100 000 codes (one statement), some claims, fresh statistics."""
+    """100 000 codes (one statement), some claims and holder limits, fresh statistics."""
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(
             "SELECT capacity.upsert_codes(jsonb_agg(jsonb_build_object("
             "'code', 'C' || i, 'max_uses', 400, 'pool', 'p' || (i % 10)))) FROM generate_series(1, 100000) i"
         )
         conn.execute("SELECT capacity.claim('C' || i, 'h' || i) FROM generate_series(1, 2000) i")
+        # Only holders with a limit have a counter row.
+        conn.execute(
+            "SELECT capacity.set_holder_limit('p' || (i % 10), 'h' || i, 5) FROM generate_series(1, 4000) i"
+        )
         conn.execute("ANALYZE")
     return db
 

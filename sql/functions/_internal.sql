@@ -147,6 +147,20 @@ RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT 1885823856 $$;  -- 'pgcp'
 
+-- The advisory-lock namespace of holders: (namespace, _holder_lock_key(pool, holder)).
+-- Claims and releases hold it shared; set_holder_limit exclusively (migration 0006).
+CREATE OR REPLACE FUNCTION capacity._holder_lock_namespace()
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT 1885823857 $$;  -- 'pgcq'
+
+-- The advisory-lock object of a (pool, holder). A collision only makes a claim wait for
+-- an unrelated set_holder_limit. (Pools and holders never contain a line feed.)
+CREATE OR REPLACE FUNCTION capacity._holder_lock_key(p_pool text, p_holder text)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT pg_catalog.hashtext(p_pool || E'\n' || p_holder) $$;
+
 -- NOWAIT attempts before LOCK_CONTENDED (SET pgcapacity.nowait_attempts; default 6).
 CREATE OR REPLACE FUNCTION capacity._nowait_attempts()
 RETURNS integer
@@ -240,7 +254,8 @@ AS $$
                capacity._blocker(c))::capacity.code_status
 $$;
 
--- Gives back one unit per ended claim to each holder counter, in lock order.
+-- Gives back one unit per ended claim to each counter of a limited holder, in lock order.
+-- Returns how many distinct holders had claims ended.
 CREATE OR REPLACE FUNCTION capacity._release_holders(p_pools text[], p_holders text[])
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
@@ -248,6 +263,12 @@ AS $$
 DECLARE
     v_count integer;
 BEGIN
+    -- Shared holder locks first (see _finish_claim): a set_holder_limit that counted
+    -- these claims as active has committed, or one that starts now will not count them.
+    SELECT count(pg_catalog.pg_advisory_xact_lock_shared(
+                     capacity._holder_lock_namespace(), capacity._holder_lock_key(k.pool, k.holder)))::integer
+      INTO v_count
+      FROM (SELECT DISTINCT u.pool, u.holder FROM unnest(p_pools, p_holders) AS u(pool, holder)) AS k;
     -- Lock in the documented order (pool, holder) so multi-holder updates cannot deadlock.
     PERFORM 1
        FROM capacity.holders h
@@ -261,7 +282,6 @@ BEGIN
               FROM unnest(p_pools, p_holders) AS u(pool, holder)
              GROUP BY u.pool, u.holder) g
      WHERE h.pool = g.pool AND h.holder = g.holder;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
 END
 $$;
@@ -275,11 +295,11 @@ AS $$
                c.max_uses - c.usage_count, p_already_held, cl.claimed_at)::capacity.claim_result
 $$;
 
--- The end of every successful new claim: counts it for its holder (the conditional upsert
--- is the holder-limit check, under the holder row's lock, the last lock a claim takes),
--- logs and announces it, and returns claim()'s result. c: the code with its whole usage.
--- Plain statements, not helper calls: this runs on every claim (PERFORM of a PL/pgSQL
--- function costs a query of its own).
+-- The end of every successful new claim: counts it for its holder if the holder has a
+-- limit (the conditional update is the limit check, under the holder row's lock, the
+-- last lock a claim takes), logs and announces it, and returns claim()'s result.
+-- c: the code with its whole usage. Plain statements, not helper calls: this runs on
+-- every claim (PERFORM of a PL/pgSQL function costs a query of its own).
 CREATE OR REPLACE FUNCTION capacity._finish_claim(c capacity.codes, cl capacity.claims)
 RETURNS capacity.claim_result
 LANGUAGE plpgsql VOLATILE
@@ -287,15 +307,19 @@ AS $$
 DECLARE
     v_limit integer;
 BEGIN
-    INSERT INTO capacity.holders AS k (pool, holder, active_claims)
-    VALUES (cl.pool, cl.holder, 1)
-    ON CONFLICT (pool, holder) DO UPDATE
-       SET active_claims = k.active_claims + 1
-     WHERE k.max_claims IS NULL OR k.active_claims < k.max_claims;
-    IF NOT FOUND THEN
-        SELECT k.max_claims INTO v_limit FROM capacity.holders AS k
-         WHERE k.pool = cl.pool AND k.holder = cl.holder;
-        PERFORM capacity._raise_holder_limit(cl.pool, cl.holder, v_limit);
+    -- Shared with every claim and release of this holder, exclusive in set_holder_limit:
+    -- the look below sees a counter row created meanwhile, and a counter created after
+    -- this commits counts this claim.
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(
+        capacity._holder_lock_namespace(), capacity._holder_lock_key(cl.pool, cl.holder));
+    SELECT k.max_claims INTO v_limit FROM capacity.holders AS k
+     WHERE k.pool = cl.pool AND k.holder = cl.holder;
+    IF FOUND THEN
+        UPDATE capacity.holders AS k SET active_claims = k.active_claims + 1
+         WHERE k.pool = cl.pool AND k.holder = cl.holder AND k.active_claims < k.max_claims;
+        IF NOT FOUND THEN
+            PERFORM capacity._raise_holder_limit(cl.pool, cl.holder, v_limit);
+        END IF;
     END IF;
     INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
     VALUES ('claimed', c.code_id, c.code, c.pool, cl.holder, cl.claim_id, c.usage_count);
@@ -361,6 +385,9 @@ BEGIN
             PERFORM capacity._return_base_units(c.code_id, 1);
         END IF;
     END IF;
+    -- Only a limited holder has a counter (the shared lock: see _finish_claim).
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(
+        capacity._holder_lock_namespace(), capacity._holder_lock_key(ended.pool, ended.holder));
     UPDATE capacity.holders SET active_claims = active_claims - 1
      WHERE pool = ended.pool AND holder = ended.holder;
     c := capacity._with_total_usage(c);

@@ -23,9 +23,10 @@ BEGIN
      WHERE e.event_id IN (SELECT e2.event_id FROM capacity.events AS e2
                            WHERE e2.occurred_at < v_cutoff LIMIT batch_size);
     GET DIAGNOSTICS events_deleted = ROW_COUNT;
+    -- Oldest claims first (claim ids grow with time): ended ones are at the front.
     DELETE FROM capacity.claims AS cl
      WHERE cl.claim_id IN (SELECT c2.claim_id FROM capacity.claims AS c2
-                            WHERE c2.released_at < v_cutoff LIMIT batch_size);
+                            WHERE c2.released_at < v_cutoff ORDER BY c2.claim_id LIMIT batch_size);
     GET DIAGNOSTICS claims_deleted = ROW_COUNT;
     RETURN NEXT;
 END

@@ -1,6 +1,6 @@
 -- claim(): success, idempotency, normalisation, every refusal with its SQLSTATE.
 BEGIN;
-SELECT plan(35);
+SELECT plan(36);
 
 SELECT lives_ok($$ SELECT * FROM capacity.upsert_codes('[
     {"code": "class-7a", "max_uses": 2},
@@ -55,11 +55,13 @@ SELECT is((SELECT usage_count FROM capacity.claim('BIG', repeat('h', 256), 'advi
 SELECT is((SELECT usage_count FROM capacity.claim(code => 'BIG', holder => 'named', lock_mode => 'wait')), 2,
           'named arguments work');
 
--- The claim is recorded: claim row, holder counter, event.
+-- The claim is recorded: claim row, the holder's active claims, event.
 SELECT is((SELECT count(*)::integer FROM capacity.claims WHERE released_at IS NULL AND code_id =
            (SELECT code_id FROM capacity.codes WHERE code = 'CLASS-7A')), 2, 'two active claim rows on CLASS-7A');
-SELECT is((SELECT active_claims FROM capacity.holders WHERE pool = 'default' AND holder = 'alice'), 1,
-          'alice''s holder counter is 1');
+SELECT is((SELECT active_claims FROM capacity.holder_usage WHERE pool = 'default' AND holder = 'alice'), 1,
+          'alice holds 1 claim (holder_usage)');
+SELECT is((SELECT count(*)::integer FROM capacity.holders), 0,
+          'holders without a limit get no counter row');
 SELECT is((SELECT count(*)::integer FROM capacity.events WHERE kind = 'claimed' AND code = 'CLASS-7A'), 2,
           'one claimed event per new claim, none for repeats');
 SELECT is((SELECT usage_after FROM capacity.events WHERE kind = 'claimed' AND holder = 'bob'), 2,

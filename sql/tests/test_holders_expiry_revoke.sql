@@ -1,6 +1,6 @@
 -- Holder limits, expiry of idle claims, revoke, reconcile, retention.
 BEGIN;
-SELECT plan(31);
+SELECT plan(34);
 
 SELECT lives_ok($$ SELECT capacity.upsert_codes('[
     {"code": "BILL-1", "max_uses": 1, "pool": "bills"}, {"code": "BILL-2", "max_uses": 1, "pool": "bills"},
@@ -33,7 +33,11 @@ SELECT results_eq($$ SELECT expired, codes_touched, holders_touched, more_pendin
                   $$ VALUES (2, 2, 1, false) $$, 'two idle claims expire');
 SELECT results_eq($$ SELECT code, usage_count FROM capacity.codes WHERE code LIKE 'BILL-%' ORDER BY code $$,
                   $$ VALUES ('BILL-1', 0), ('BILL-2', 0), ('BILL-3', 1), ('BILL-4', 1) $$, 'their units are back');
-SELECT is((SELECT active_claims FROM capacity.holders WHERE pool = 'bills' AND holder = 'rev'), 2, 'rev''s counter is 2');
+SELECT is((SELECT active_claims FROM capacity.holder_usage WHERE pool = 'bills' AND holder = 'rev'), 2, 'rev holds 2 bills');
+SELECT lives_ok($$ SELECT capacity.set_holder_limit('bills', 'rev', 2) $$, 'a limit equal to the active claims is fine');
+SELECT is((SELECT active_claims FROM capacity.holders WHERE pool = 'bills' AND holder = 'rev'), 2,
+          'a new limit counts the claims made while rev was unlimited');
+SELECT throws_ok($$ SELECT capacity.claim('BILL-1', 'rev') $$, 'CP006', NULL, 'and enforces them');
 SELECT is((SELECT count(*)::integer FROM capacity.claims WHERE end_reason = 'expired'), 2, 'end_reason = expired');
 SELECT is((SELECT count(*)::integer FROM capacity.events WHERE kind = 'expired'), 2, 'two expired events');
 SELECT results_eq($$ SELECT expired FROM capacity.expire_idle_claims('1 hour') $$, $$ VALUES (0) $$,

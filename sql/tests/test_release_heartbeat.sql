@@ -13,8 +13,8 @@ SELECT results_eq($$ SELECT released, usage_count FROM capacity.release((SELECT 
                   $$ VALUES (false, 1) $$, 'a second release returns released = false and changes nothing');
 SELECT is((SELECT end_reason::text FROM capacity.claims WHERE claim_id = (SELECT claim_id FROM a)), 'released',
           'the claim ended with reason released');
-SELECT is((SELECT active_claims FROM capacity.holders WHERE pool = 'seats' AND holder = 'alice'), 0,
-          'the holder counter went back to 0');
+SELECT is((SELECT count(*)::integer FROM capacity.holder_usage WHERE pool = 'seats' AND holder = 'alice'), 0,
+          'alice holds nothing any more (holder_usage)');
 SELECT throws_ok($$ SELECT capacity.release((SELECT claim_id FROM b), gen_random_uuid()) $$, 'CP007', NULL,
                  'a wrong token raises CLAIM_NOT_FOUND (CP007)');
 SELECT is((SELECT usage_count FROM capacity.codes WHERE code = 'SEAT'), 1, 'a wrong token changes nothing');

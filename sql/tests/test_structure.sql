@@ -1,6 +1,6 @@
 -- Structure: schema, tables, result types, and every public function's signature pinned.
 BEGIN;
-SELECT plan(81);
+SELECT plan(83);
 
 SELECT has_schema('capacity', 'schema capacity exists');
 SELECT tables_are('capacity', ARRAY['codes', 'holders', 'claims', 'events', 'app_roles', 'migrations',
@@ -31,13 +31,17 @@ SELECT col_is_fk('capacity', 'code_slots', 'code_id', 'code_slots.code_id refere
 SELECT col_is_unique('capacity', 'code_slots', ARRAY['code_id', 'slot'], 'one row per (code, slot)');
 SELECT col_is_pk('capacity', 'holders', ARRAY['pool', 'holder'], 'holders key is (pool, holder)');
 SELECT has_check('capacity', 'codes', 'codes has CHECK constraints');
-SELECT has_index('capacity', 'claims', 'claims_one_active_per_holder', ARRAY['code_id', 'holder'],
-                 'one active claim per (code, holder) index');
+SELECT has_index('capacity', 'claims', 'claims_one_active_per_holder', ARRAY['holder', 'code_id'],
+                 'one active claim per (code, holder) index, also a holder''s active claims');
 SELECT index_is_unique('capacity', 'claims', 'claims_one_active_per_holder', 'that index is unique');
 SELECT has_index('capacity', 'claims', 'claims_active_by_last_seen', ARRAY['last_seen_at'],
                  'idle-claim scan index');
-SELECT has_index('capacity', 'claims', 'claims_active_by_holder', ARRAY['pool', 'holder'],
-                 'active claims per holder index');
+SELECT indexes_are('capacity', 'claims',
+    ARRAY['claims_pkey', 'claims_one_active_per_holder', 'claims_active_by_last_seen'],
+    'claims has only the indexes its queries need (each costs WAL on every claim)');
+SELECT indexes_are('capacity', 'events', ARRAY['events_pkey', 'events_occurred_at'],
+                   'events has only its key and time-range index');
+SELECT col_not_null('capacity', 'holders', 'max_claims', 'a holder row exists only for a limit');
 SELECT has_index('capacity', 'events', 'events_occurred_at', 'events time-range index');
 
 SELECT has_type('capacity', 'code_status', 'type code_status');
