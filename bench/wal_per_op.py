@@ -1,8 +1,12 @@
 """WAL bytes and time per claim+release, pgcapacity (spread and slotted codes) against the
-naive single-row pair.
+naive single-row pair and the raw UPDATE pair, with the WAL broken down by record type.
 
-One session, no concurrency: what each op costs the server by itself. Creates a scratch
-database on the server of DATABASE_URL (needs CREATEDB) and drops it afterwards.
+One session, no concurrency: what each op costs the server by itself, in steady state
+(after warm-up, no checkpoint in between, so no full-page images). Under concurrent load
+with synchronous commit the WAL flush is the bottleneck, and on a small disk a flush takes
+longer the more bytes it carries: bytes per op are the figure to drive down. Needs a
+superuser (pg_walinspect) and CREATEDB; creates a scratch database on the server of
+DATABASE_URL and drops it afterwards.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/wal_per_op.py
 """
@@ -81,20 +85,39 @@ def measure(conn: psycopg.Connection) -> None:
             row,
         )
 
-    runs = (("naive pair", naive), ("pgcapacity", pgcapacity), (f"{SLOTS} slots", slotted))
+    def raw() -> None:
+        for _ in range(2):
+            conn.execute(
+                "UPDATE naive_codes SET usage = usage + 1 WHERE code_id = %s",
+                (random.randrange(CODES),),
+            )
+
+    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+    runs = (
+        ("raw pair", raw),
+        ("naive pair", naive),
+        ("pgcapacity", pgcapacity),
+        (f"{SLOTS} slots", slotted),
+    )
     for label, op in runs:
-        for _ in range(500):  # warm caches and plans
+        for _ in range(OPS):  # warm caches, plans, and pages (their full-page images)
             op()
-        conn.execute("CHECKPOINT")
         start = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
         began = time.perf_counter()
         for _ in range(OPS):
             op()
         took = (time.perf_counter() - began) / OPS * 1e6
-        wal = conn.execute(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", (start,)
-        ).fetchone()[0]
+        end = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
+        wal = conn.execute("SELECT pg_wal_lsn_diff(%s, %s)", (end, start)).fetchone()[0]
         print(f"{label:<12} {float(wal) / OPS:7.0f} WAL bytes/op {took:7.0f} us/op")
+        rows = conn.execute(
+            'SELECT "resource_manager/record_type", count, combined_size'
+            "  FROM pg_get_wal_stats(%s, %s, true)"
+            " WHERE count > 0 ORDER BY combined_size DESC LIMIT 8",
+            (start, end),
+        ).fetchall()
+        for record, count, size in rows:
+            print(f"    {record:<24} {count / OPS:5.2f} per op {size / OPS:6.0f} bytes/op")
 
 
 if __name__ == "__main__":
