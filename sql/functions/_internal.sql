@@ -161,6 +161,17 @@ RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT pg_catalog.hashtext(p_pool || E'\n' || p_holder) $$;
 
+-- Takes the shared lock on a holder that claims, releases and expiries hold while they
+-- look for and change its counter (set_holder_limit takes it exclusively). Inlined SQL:
+-- a PERFORM of it costs no query of its own.
+CREATE OR REPLACE FUNCTION capacity._lock_holder_shared(p_pool text, p_holder text)
+RETURNS void
+LANGUAGE sql VOLATILE
+AS $$
+    SELECT pg_catalog.pg_advisory_xact_lock_shared(capacity._holder_lock_namespace(),
+                                                   capacity._holder_lock_key(p_pool, p_holder))
+$$;
+
 -- NOWAIT attempts before LOCK_CONTENDED (SET pgcapacity.nowait_attempts; default 6).
 CREATE OR REPLACE FUNCTION capacity._nowait_attempts()
 RETURNS integer
@@ -265,9 +276,7 @@ DECLARE
 BEGIN
     -- Shared holder locks first (see _finish_claim): a set_holder_limit that counted
     -- these claims as active has committed, or one that starts now will not count them.
-    SELECT count(pg_catalog.pg_advisory_xact_lock_shared(
-                     capacity._holder_lock_namespace(), capacity._holder_lock_key(k.pool, k.holder)))::integer
-      INTO v_count
+    SELECT count(capacity._lock_holder_shared(k.pool, k.holder))::integer INTO v_count
       FROM (SELECT DISTINCT u.pool, u.holder FROM unnest(p_pools, p_holders) AS u(pool, holder)) AS k;
     -- Lock in the documented order (pool, holder) so multi-holder updates cannot deadlock.
     PERFORM 1
@@ -310,8 +319,7 @@ BEGIN
     -- Shared with every claim and release of this holder, exclusive in set_holder_limit:
     -- the look below sees a counter row created meanwhile, and a counter created after
     -- this commits counts this claim.
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(
-        capacity._holder_lock_namespace(), capacity._holder_lock_key(cl.pool, cl.holder));
+    PERFORM capacity._lock_holder_shared(cl.pool, cl.holder);
     SELECT k.max_claims INTO v_limit FROM capacity.holders AS k
      WHERE k.pool = cl.pool AND k.holder = cl.holder;
     IF FOUND THEN
@@ -391,16 +399,15 @@ BEGIN
         RETURN ROW(cl.claim_id, c.code, cl.holder, false, c.usage_count,
                    c.max_uses - c.usage_count)::capacity.release_result;
     END IF;
+    -- (Active although nothing was counted in its row, v_taken false, only after a counter
+    -- was changed by hand: the claim ends without going below 0; reconcile() reports it.)
     IF v_slot IS NOT NULL THEN
         SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = cl.code_id;
     ELSIF v_taken AND c.slots > 0 THEN
-        -- (Not taken yet active: a counter changed by hand. Ending the claim without going
-        -- below 0 is the best answer; reconcile() reports the rest.)
         PERFORM capacity._return_base_units(c.code_id, 1);
     END IF;
     -- Only a limited holder has a counter (the shared lock: see _finish_claim).
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(
-        capacity._holder_lock_namespace(), capacity._holder_lock_key(ended.pool, ended.holder));
+    PERFORM capacity._lock_holder_shared(ended.pool, ended.holder);
     UPDATE capacity.holders SET active_claims = active_claims - 1
      WHERE pool = ended.pool AND holder = ended.holder;
     c := capacity._with_total_usage(c);
