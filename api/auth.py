@@ -25,7 +25,7 @@ def _matches(token: str, accepted) -> bool:
     return any([hmac.compare_digest(token.encode(), a.encode()) for a in accepted])
 
 
-def require_writer(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def require_writer(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     settings: Settings = connection.app.state.settings
     if not settings.auth:
         return
@@ -45,7 +45,7 @@ def require_writer(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         raise ApiError("UNAUTHORIZED", "the bearer token is not valid")
 
 
-def require_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def require_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     settings: Settings = connection.app.state.settings
     if not settings.admin_token:
         raise ApiError(

@@ -8,6 +8,9 @@ session-scoped may be used: no server-side prepared statements and no startup op
 
 from __future__ import annotations
 
+import asyncio
+import time
+import weakref
 from typing import Any
 
 import psycopg
@@ -30,15 +33,58 @@ def connection_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
-def make_pool(settings: Settings) -> AsyncConnectionPool:
+class Pool(AsyncConnectionPool):
+    """psycopg's pool, checking a connection (a round trip: psycopg's check_connection)
+    before handing it out only when it sat idle longer than `check_idle_ms`: a check per
+    request would double the round trips of every read, and a connection used moments ago
+    was alive moments ago. One connection found broken usually means all of them are (a
+    restarted server, a network cut), so the pool then tests its idle connections at once,
+    in the background, and replaces the broken ones (psycopg's pool.check()). After such
+    an outage, the request that found the broken connection fails with 503
+    SERVICE_UNAVAILABLE; the next ones get working connections."""
+
+    def __init__(self, *args: Any, check_idle_ms: int, **kwargs: Any) -> None:
+        self._idle_s = check_idle_ms / 1000
+        self._returned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._sweep: asyncio.Task | None = None
+        super().__init__(*args, check=self._check_if_idle, **kwargs)
+
+    async def putconn(self, conn: psycopg.AsyncConnection) -> None:
+        if conn.closed:
+            self._sweep_soon()
+        else:
+            self._returned[conn] = time.monotonic()
+        await super().putconn(conn)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+        await super().close(timeout)
+
+    async def _check_if_idle(self, conn: psycopg.AsyncConnection) -> None:
+        returned = self._returned.get(conn)
+        if returned is not None and time.monotonic() - returned < self._idle_s:
+            return
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except Exception:
+            self._sweep_soon()
+            raise
+
+    def _sweep_soon(self) -> None:
+        if self._sweep is None or self._sweep.done():
+            self._sweep = asyncio.get_running_loop().create_task(self.check())
+
+
+def make_pool(settings: Settings) -> Pool:
     """Created closed; the app's lifespan opens and closes it."""
-    return AsyncConnectionPool(
+    return Pool(
         settings.database_url,
         min_size=settings.pool_min,
         max_size=settings.pool_max,
         timeout=settings.pool_timeout_ms / 1000,
         kwargs=connection_kwargs(settings),
-        check=AsyncConnectionPool.check_connection,
+        check_idle_ms=settings.pool_check_idle_ms,
         open=False,
         name="pgcapacity",
     )

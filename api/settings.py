@@ -58,6 +58,7 @@ class Settings:
     pool_min: int = 2
     pool_max: int = 10
     pool_timeout_ms: int = 3000
+    pool_check_idle_ms: int = 1000  # check a pooled connection idle longer than this; 0: always
     statement_timeout_ms: int = 30000
     lock_timeout_ms: int = 5000
     pgbouncer: bool = False
@@ -109,6 +110,7 @@ class Settings:
             pool_min=_int(env, "PGCAPACITY_POOL_MIN", 2),
             pool_max=_int(env, "PGCAPACITY_POOL_MAX", 10, 1),
             pool_timeout_ms=_int(env, "PGCAPACITY_POOL_TIMEOUT_MS", 3000, 1),
+            pool_check_idle_ms=_int(env, "PGCAPACITY_POOL_CHECK_IDLE_MS", 1000),
             statement_timeout_ms=_int(env, "PGCAPACITY_STATEMENT_TIMEOUT_MS", 30000),
             lock_timeout_ms=_int(env, "PGCAPACITY_LOCK_TIMEOUT_MS", 5000),
             pgbouncer=_flag(env, "PGCAPACITY_PGBOUNCER", False),
