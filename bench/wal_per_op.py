@@ -2,11 +2,11 @@
 naive single-row pair and the raw UPDATE pair, with the WAL broken down by record type.
 
 One session, no concurrency: what each op costs the server by itself, in steady state
-(after warm-up, no checkpoint in between, so no full-page images). Under concurrent load
-with synchronous commit the WAL flush is the bottleneck, and on a small disk a flush takes
-longer the more bytes it carries: bytes per op are the figure to drive down. Needs a
-superuser (pg_walinspect) and CREATEDB; creates a scratch database on the server of
-DATABASE_URL and drops it afterwards.
+(after warm-up, no checkpoint in between, so no full-page images). WAL bytes are one cost
+of an op; on the 2-core bench machine CPU per op turned out to be the one that limits
+throughput (bench/cpu_per_pair.py, docs/benchmarks.md). Needs a superuser (pg_walinspect)
+and CREATEDB; creates a scratch database on the server of DATABASE_URL and drops it
+afterwards.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/wal_per_op.py
 """
