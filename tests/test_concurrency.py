@@ -227,3 +227,33 @@ def test_expiry_during_heartbeats_and_claims(db, slots):
     assert expired_total == len(expired), "the functions' counts match the rows"
     assert twice == []
     assert audit(db)["usage"] == len(heartbeaten) + len(fresh)
+
+
+def test_more_pending_skips_codes_busy_right_now(db):
+    """Expiry never waits for a busy code; more_pending then counts only idle claims that
+    another call could end now, found without the (no longer existing) last_seen index."""
+    reset(db, [{"code": code, "max_uses": 10} for code in ("BUSY", "FREE")])
+    with psycopg.connect(db, autocommit=True) as conn, psycopg.connect(db) as other:
+        conn.execute(
+            "SELECT capacity.claim(code, holder) FROM (VALUES ('BUSY', 'a1'), ('BUSY', 'a2'),"
+            " ('FREE', 'b1')) AS v(code, holder)"
+        )
+        # The two BUSY claims are the oldest idle ones, FREE's the youngest.
+        conn.execute(
+            "UPDATE capacity.claims SET last_seen_at = now() - interval '3 hours'"
+            " WHERE holder IN ('a1', 'a2')"
+        )
+        conn.execute(
+            "UPDATE capacity.claims SET last_seen_at = now() - interval '2 hours'"
+            " WHERE holder = 'b1'"
+        )
+        other.execute("SELECT 1 FROM capacity.codes WHERE code = 'BUSY' FOR UPDATE")
+        expire = "SELECT expired, more_pending FROM capacity.expire_idle_claims('1 hour', %s)"
+        # One per call: the oldest (BUSY) is skipped; b1 lies beyond the candidates read.
+        assert conn.execute(expire, (1,)).fetchone() == (0, True)
+        # A large batch ends b1; the BUSY claims wait for the code, and are not "pending".
+        assert conn.execute(expire, (10,)).fetchone() == (1, False)
+        assert conn.execute(expire, (1,)).fetchone() == (0, False)
+        other.rollback()
+        assert conn.execute(expire, (10,)).fetchone() == (2, False)
+    audit(db)

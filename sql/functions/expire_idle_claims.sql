@@ -2,7 +2,8 @@
 -- Never waits on a live claim: codes and claims that are locked right now are skipped
 -- (SKIP LOCKED) and left for the next call. One runner at a time (advisory lock); a
 -- second concurrent caller returns zeros at once. Safe to call in a loop while
--- more_pending is true.
+-- more_pending is true. Idle claims are found by one scan of the active claims (no index
+-- on last_seen_at, so that heartbeats are HOT updates), made before any lock is taken.
 CREATE OR REPLACE FUNCTION capacity.expire_idle_claims(
     idle interval DEFAULT '30 minutes', batch_size integer DEFAULT 1000)
 RETURNS capacity.expiry_result
@@ -26,6 +27,8 @@ DECLARE
     v_claim_holders text[];
     v_base          record;
     v_slots_locked  bigint[];
+    v_candidates    bigint[];  -- the oldest idle claims, one more than batch_size
+    v_overflow      boolean;   -- more idle claims than batch_size
 BEGIN
     IF idle IS NULL OR idle < interval '0' THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: idle must be a non-negative interval, got %', COALESCE(idle::text, 'null')
@@ -40,13 +43,17 @@ BEGIN
     END IF;
     v_cutoff := now() - idle;
 
-    -- 1. Lock the codes of the oldest idle claims in code_id order, skipping busy codes.
+    -- 0. The oldest idle claims: the one scan of the active claims, before any row lock.
+    v_candidates := array(SELECT k.claim_id FROM capacity.claims AS k
+                           WHERE k.released_at IS NULL AND k.last_seen_at < v_cutoff
+                           ORDER BY k.last_seen_at, k.claim_id
+                           LIMIT batch_size + 1);
+    v_overflow := cardinality(v_candidates) > batch_size;
+
+    -- 1. Lock the codes of the first batch_size of them in code_id order, skipping busy codes.
     WITH candidates AS (
-        SELECT DISTINCT k.code_id
-          FROM (SELECT code_id FROM capacity.claims
-                 WHERE released_at IS NULL AND last_seen_at < v_cutoff
-                 ORDER BY last_seen_at
-                 LIMIT batch_size) AS k
+        SELECT DISTINCT k.code_id FROM capacity.claims AS k
+         WHERE k.claim_id = ANY (v_candidates[1:batch_size])
     ), locked AS (
         SELECT c.code_id FROM capacity.codes AS c
          WHERE c.code_id IN (SELECT code_id FROM candidates)
@@ -63,7 +70,8 @@ BEGIN
         SELECT s.slot_id FROM capacity.code_slots AS s
          WHERE s.code_id = ANY (v_locked)
            AND s.slot_id IN (SELECT k.slot_id FROM capacity.claims AS k
-                              WHERE k.code_id = ANY (v_locked) AND k.released_at IS NULL
+                              WHERE k.claim_id = ANY (v_candidates[1:batch_size])
+                                AND k.code_id = ANY (v_locked) AND k.released_at IS NULL
                                 AND k.last_seen_at < v_cutoff AND k.slot_id IS NOT NULL)
          ORDER BY s.code_id, s.slot
            FOR NO KEY UPDATE SKIP LOCKED);
@@ -75,7 +83,8 @@ BEGIN
            SET released_at = now(), end_reason = 'expired'
          WHERE cl.claim_id IN (
                 SELECT k.claim_id FROM capacity.claims AS k
-                 WHERE k.code_id = ANY (v_locked)
+                 WHERE k.claim_id = ANY (v_candidates[1:batch_size])
+                   AND k.code_id = ANY (v_locked)
                    AND k.released_at IS NULL AND k.last_seen_at < v_cutoff
                    AND (k.slot_id IS NULL OR k.slot_id = ANY (v_slots_locked)
                         OR NOT EXISTS (SELECT 1 FROM capacity.code_slots AS s WHERE s.slot_id = k.slot_id))
@@ -128,9 +137,18 @@ BEGIN
         v_holder_rows := capacity._release_holders(v_pools, v_holders);
     END IF;
     -- more_pending: idle claims another call could end now (codes busy right now excluded).
+    -- Among the candidates (all idle claims unless there were more than batch_size) that
+    -- is a look-up by id; only when the one beyond the batch is on a busy code does it
+    -- take another scan.
     v_more := EXISTS (SELECT 1 FROM capacity.claims AS k
-                       WHERE k.released_at IS NULL AND k.last_seen_at < v_cutoff
+                       WHERE k.claim_id = ANY (v_candidates)
+                         AND k.released_at IS NULL AND k.last_seen_at < v_cutoff
                          AND k.code_id <> ALL (v_skipped));
+    IF NOT v_more AND v_overflow THEN
+        v_more := EXISTS (SELECT 1 FROM capacity.claims AS k
+                           WHERE k.released_at IS NULL AND k.last_seen_at < v_cutoff
+                             AND k.code_id <> ALL (v_skipped));
+    END IF;
     RETURN ROW(v_expired, v_codes, v_holder_rows, v_more)::capacity.expiry_result;
 END
 $$;

@@ -1,6 +1,6 @@
 -- release() both forms, heartbeat(): idempotency, tokens, errors.
 BEGIN;
-SELECT plan(24);
+SELECT plan(26);
 
 SELECT lives_ok($$ SELECT * FROM capacity.upsert_codes('[{"code": "SEAT", "max_uses": 3, "pool": "seats"}]') $$,
                 'fixture code');
@@ -46,6 +46,18 @@ SELECT is(capacity.heartbeat((SELECT claim_id FROM a2)), now(), 'heartbeat retur
 SELECT is((SELECT last_seen_at FROM capacity.claims WHERE claim_id = (SELECT claim_id FROM a2)), now(),
           'heartbeat refreshes last_seen_at');
 SELECT lives_ok($$ SELECT capacity.heartbeat((SELECT claim_id FROM a2), (SELECT token FROM a2)) $$, 'heartbeat with the token');
+-- (An earlier last_seen_at first: a heartbeat that writes the value already there is HOT anyway.)
+UPDATE capacity.claims SET last_seen_at = now() - interval '1 hour' WHERE claim_id = (SELECT claim_id FROM a2);
+CREATE TEMP TABLE updates_before AS
+    SELECT n_tup_upd AS upd, n_tup_hot_upd AS hot
+      FROM pg_stat_xact_user_tables WHERE relid = 'capacity.claims'::regclass;
+SELECT lives_ok($$ SELECT capacity.heartbeat((SELECT claim_id FROM a2)) $$, 'one more heartbeat');
+SELECT results_eq(
+    $$ SELECT s.n_tup_upd - b.upd, s.n_tup_hot_upd - b.hot
+         FROM pg_stat_xact_user_tables AS s, updates_before AS b
+        WHERE s.relid = 'capacity.claims'::regclass $$,
+    $$ VALUES (1::bigint, 1::bigint) $$,
+    'a heartbeat is a HOT update: no claims index gets an entry (last_seen_at is not indexed)');
 SELECT throws_ok($$ SELECT capacity.heartbeat((SELECT claim_id FROM a2), gen_random_uuid()) $$, 'CP007', NULL,
                  'heartbeat with a wrong token: CLAIM_NOT_FOUND');
 SELECT throws_ok($$ SELECT capacity.heartbeat((SELECT claim_id FROM a)) $$, 'CP007', NULL,
