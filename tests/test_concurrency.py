@@ -257,3 +257,21 @@ def test_more_pending_skips_codes_busy_right_now(db):
         other.rollback()
         assert conn.execute(expire, (10,)).fetchone() == (2, False)
     audit(db)
+
+
+@SLOTS
+def test_one_holder_claims_and_releases_one_code_from_16_connections(db, slots):
+    """A claim that meets the same holder's claim committed just before it returns that
+    claim (already_held); if that claim ended meanwhile, it claims anew: never an error."""
+    reset(db, [{"code": "SAME", "max_uses": 100, "slots": slots}])
+
+    def work(i, conn):
+        outcomes = Counter()
+        for _ in range(150):
+            outcomes[call(conn, CLAIM, ("SAME", "one-holder", "advisory"))[0]] += 1
+            outcomes[call(conn, "SELECT capacity.release('SAME', 'one-holder')")[0]] += 1
+        return outcomes
+
+    outcomes = sum(run_concurrently(db, 16, work), Counter())
+    assert set(outcomes) == {"ok"}, outcomes
+    assert audit(db)["usage"] in (0, 1)

@@ -221,18 +221,23 @@ BEGIN
                   HINT = 'Retry after a claim is released or expired.';
     END IF;
 
-    INSERT INTO capacity.claims AS k (code_id, pool, holder, slot_id)
-    VALUES (c.code_id, c.pool, p_holder, v_slot_id)
-    ON CONFLICT (code_id, holder) WHERE released_at IS NULL DO NOTHING
-    RETURNING * INTO cl;
-    IF NOT FOUND THEN
-        -- The same holder's concurrent claim committed first: give the unit back.
-        UPDATE capacity.code_slots AS s SET used = s.used - 1 WHERE s.slot_id = v_slot_id;
-        c := capacity._with_total_usage(c);
-        SELECT * INTO STRICT cl FROM capacity.claims AS k
+    LOOP
+        INSERT INTO capacity.claims AS k (code_id, pool, holder, slot_id)
+        VALUES (c.code_id, c.pool, p_holder, v_slot_id)
+        ON CONFLICT (code_id, holder) WHERE released_at IS NULL DO NOTHING
+        RETURNING * INTO cl;
+        EXIT WHEN FOUND;
+        -- The same holder's concurrent claim committed first: that is the claim, and the
+        -- unit goes back. Its release takes its own slot, not ours, so it may have ended
+        -- meanwhile: then the unit is still ours and the insert is tried again.
+        SELECT * INTO cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = p_holder AND k.released_at IS NULL;
-        RETURN capacity._claim_result(c, cl, true);
-    END IF;
+        IF FOUND THEN
+            UPDATE capacity.code_slots AS s SET used = s.used - 1 WHERE s.slot_id = v_slot_id;
+            c := capacity._with_total_usage(c);
+            RETURN capacity._claim_result(c, cl, true);
+        END IF;
+    END LOOP;
     c := capacity._with_total_usage(c);  -- one snapshot, our own unit included
     RETURN capacity._finish_claim(c, cl);
 END

@@ -76,19 +76,24 @@ BEGIN
         RETURNING * INTO c;  -- a unit was freed since the conditional update
     END IF;
 
-    INSERT INTO capacity.claims AS k (code_id, pool, holder)
-    VALUES (c.code_id, c.pool, v_holder)
-    ON CONFLICT (code_id, holder) WHERE released_at IS NULL DO NOTHING
-    RETURNING * INTO cl;
-    IF NOT FOUND THEN
-        -- The same holder's concurrent claim committed first: give the unit back.
-        UPDATE capacity.codes AS k SET usage_count = k.usage_count - 1
-         WHERE k.code_id = c.code_id
-        RETURNING * INTO c;
-        SELECT * INTO STRICT cl FROM capacity.claims AS k
+    LOOP
+        INSERT INTO capacity.claims AS k (code_id, pool, holder)
+        VALUES (c.code_id, c.pool, v_holder)
+        ON CONFLICT (code_id, holder) WHERE released_at IS NULL DO NOTHING
+        RETURNING * INTO cl;
+        EXIT WHEN FOUND;
+        -- The same holder's concurrent claim committed first: that is the claim, and the
+        -- unit goes back. If it ended meanwhile (a claim from a slot, released from its
+        -- slot while the code was being made plain), the insert is tried again.
+        SELECT * INTO cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
-        RETURN capacity._claim_result(c, cl, true);
-    END IF;
+        IF FOUND THEN
+            UPDATE capacity.codes AS k SET usage_count = k.usage_count - 1
+             WHERE k.code_id = c.code_id
+            RETURNING * INTO c;
+            RETURN capacity._claim_result(c, cl, true);
+        END IF;
+    END LOOP;
     RETURN capacity._finish_claim(c, cl);
 END
 $$;
