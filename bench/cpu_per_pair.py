@@ -16,7 +16,8 @@ and the time per flush (with track_wal_io_timing on). If throughput follows CPU 
 while flushes of the same size take the same time, the CPU is the limit. Needs a superuser
 (pg_stat_reset_shared), pgbench (Debian's postgresql-15 ships it) and a server on this
 machine (the CPU figures are this machine's); creates and drops a scratch database on
-the server of DATABASE_URL.
+the server of DATABASE_URL (without it, on a private durable server, as make bench does;
+ms/flush then shows '-' unless track_wal_io_timing is on).
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/cpu_per_pair.py
 """
@@ -29,12 +30,12 @@ import re
 import shutil
 import subprocess
 import tempfile
-import uuid
 from pathlib import Path
 
 import psycopg
 
-from api import installer, pgserver
+from api import pgserver
+from api.bench.main import scratch_database
 
 CLIENTS = 32
 SECONDS = 8
@@ -131,7 +132,6 @@ def measure(db: str, script: Path) -> dict:
 
 
 def prepare(db: str) -> None:
-    installer.migrate(db)
     codes = [{"code": f"S{i}", "max_uses": 1_000_000} for i in range(CODES)]
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("SELECT capacity.upsert_codes(%s::jsonb)", (json.dumps(codes),))
@@ -147,12 +147,7 @@ def prepare(db: str) -> None:
 
 
 def main() -> None:
-    admin = os.environ["DATABASE_URL"]
-    name = f"pgcapacity_cpu_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    try:
-        db = pgserver.with_database(admin, name)
+    with scratch_database(os.environ.get("DATABASE_URL")) as (db, _):
         prepare(db)
         with tempfile.TemporaryDirectory() as tmp:
             paths = {}
@@ -172,9 +167,6 @@ def main() -> None:
                         f"{label:<11} {r['pairs_per_s']:8.0f} {r['cpu_busy']:9.0%}"
                         f" {r['cpu_us_per_pair']:12.0f} {r['bytes_per_flush'] or 0:8.0f} {flush}"
                     )
-    finally:
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Heartbeats 20 000 active claims three times over (one session, synchronous commi
 bytes and time per heartbeat, how many of the claims updates were HOT (no index entry),
 and how much the claims indexes grew. Then makes 1 000 claims idle and times
 expire_idle_claims ending them, and a second call that finds nothing. Needs CREATEDB;
-creates and drops a scratch database on the server of DATABASE_URL.
+creates and drops a scratch database on the server of DATABASE_URL (without it, on a
+private durable server, as make bench does).
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/heartbeat_cost.py
 """
@@ -14,11 +15,10 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 
 import psycopg
 
-from api import installer, pgserver
+from api.bench.main import scratch_database
 
 ACTIVE = int(os.environ.get("ACTIVE", 100_000))
 BEATS = 20_000
@@ -87,18 +87,11 @@ def measure(conn: psycopg.Connection) -> None:
 
 
 def main() -> None:
-    admin = os.environ["DATABASE_URL"]
-    name = f"pgcapacity_hb_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    try:
-        db = pgserver.with_database(admin, name)
-        installer.migrate(db)
-        with psycopg.connect(db, autocommit=True) as conn:
-            measure(conn)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with (
+        scratch_database(os.environ.get("DATABASE_URL")) as (db, _),
+        psycopg.connect(db, autocommit=True) as conn,
+    ):
+        measure(conn)
 
 
 if __name__ == "__main__":

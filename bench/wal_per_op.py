@@ -6,7 +6,7 @@ One session, no concurrency: what each op costs the server by itself, in steady 
 of an op; on the 2-core bench machine CPU per op turned out to be the one that limits
 throughput (bench/cpu_per_pair.py, docs/benchmarks.md). Needs a superuser (pg_walinspect)
 and CREATEDB; creates a scratch database on the server of DATABASE_URL and drops it
-afterwards.
+afterwards (without DATABASE_URL: on a private durable server, as make bench does).
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/wal_per_op.py
 """
@@ -17,11 +17,10 @@ import json
 import os
 import random
 import time
-import uuid
 
 import psycopg
 
-from api import installer, pgserver
+from api.bench.main import scratch_database
 
 OPS = 3000
 CODES = 10_000
@@ -29,18 +28,11 @@ SLOTS = 128  # one hot code, as in make bench's hot-slotted
 
 
 def main() -> None:
-    admin = os.environ["DATABASE_URL"]
-    name = f"pgcapacity_wal_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    try:
-        db = pgserver.with_database(admin, name)
-        installer.migrate(db)
-        with psycopg.connect(db, autocommit=True) as conn:
-            measure(conn)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with (
+        scratch_database(os.environ.get("DATABASE_URL")) as (db, _),
+        psycopg.connect(db, autocommit=True) as conn,
+    ):
+        measure(conn)
 
 
 def measure(conn: psycopg.Connection) -> None:
