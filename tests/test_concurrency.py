@@ -229,33 +229,32 @@ def test_expiry_during_heartbeats_and_claims(db, slots):
     assert audit(db)["usage"] == len(heartbeaten) + len(fresh)
 
 
-def test_more_pending_skips_codes_busy_right_now(db):
-    """Expiry never waits for a busy code; more_pending then counts only idle claims that
-    another call could end now, found without the (no longer existing) last_seen index."""
+def test_expiry_passes_over_busy_codes(db):
+    """Expiry never waits for a busy code: the idle claims on it neither use up the batch
+    nor count as pending, so a caller looping on more_pending cannot spin on them."""
     reset(db, [{"code": code, "max_uses": 10} for code in ("BUSY", "FREE")])
     with psycopg.connect(db, autocommit=True) as conn, psycopg.connect(db) as other:
         conn.execute(
             "SELECT capacity.claim(code, holder) FROM (VALUES ('BUSY', 'a1'), ('BUSY', 'a2'),"
-            " ('FREE', 'b1')) AS v(code, holder)"
+            " ('FREE', 'b1'), ('FREE', 'b2')) AS v(code, holder)"
         )
-        # The two BUSY claims are the oldest idle ones, FREE's the youngest.
+        # The two BUSY claims are the oldest idle ones.
         conn.execute(
             "UPDATE capacity.claims SET last_seen_at = now() - interval '3 hours'"
             " WHERE holder IN ('a1', 'a2')"
         )
         conn.execute(
             "UPDATE capacity.claims SET last_seen_at = now() - interval '2 hours'"
-            " WHERE holder = 'b1'"
+            " WHERE holder IN ('b1', 'b2')"
         )
         other.execute("SELECT 1 FROM capacity.codes WHERE code = 'BUSY' FOR UPDATE")
         expire = "SELECT expired, more_pending FROM capacity.expire_idle_claims('1 hour', %s)"
-        # One per call: the oldest (BUSY) is skipped; b1 lies beyond the candidates read.
-        assert conn.execute(expire, (1,)).fetchone() == (0, True)
-        # A large batch ends b1; the BUSY claims wait for the code, and are not "pending".
-        assert conn.execute(expire, (10,)).fetchone() == (1, False)
+        assert conn.execute(expire, (1,)).fetchone() == (1, True)  # b1; b2 is next
+        assert conn.execute(expire, (1,)).fetchone() == (1, False)  # b2; BUSY's wait
         assert conn.execute(expire, (1,)).fetchone() == (0, False)
         other.rollback()
-        assert conn.execute(expire, (10,)).fetchone() == (2, False)
+        assert conn.execute(expire, (1,)).fetchone() == (1, True)
+        assert conn.execute(expire, (10,)).fetchone() == (1, False)
     audit(db)
 
 

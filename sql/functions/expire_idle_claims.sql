@@ -2,8 +2,8 @@
 -- Never waits on a live claim: codes and claims that are locked right now are skipped
 -- (SKIP LOCKED) and left for the next call. One runner at a time (advisory lock); a
 -- second concurrent caller returns zeros at once. Safe to call in a loop while
--- more_pending is true. Idle claims are found by one scan of the active claims (no index
--- on last_seen_at, so that heartbeats are HOT updates), made before any lock is taken.
+-- more_pending is true. Idle claims are found by one read of the active claims (no index
+-- on last_seen_at, so that heartbeats are HOT updates).
 CREATE OR REPLACE FUNCTION capacity.expire_idle_claims(
     idle interval DEFAULT '30 minutes', batch_size integer DEFAULT 1000)
 RETURNS capacity.expiry_result
@@ -14,7 +14,6 @@ AS $$
 DECLARE
     v_cutoff  timestamptz;
     v_locked  bigint[];
-    v_skipped bigint[];
     v_expired integer;
     v_codes   integer;
     v_pools   text[];
@@ -27,8 +26,8 @@ DECLARE
     v_claim_holders text[];
     v_base          record;
     v_slots_locked  bigint[];
-    v_candidates    bigint[];  -- the oldest idle claims, one more than batch_size
-    v_overflow      boolean;   -- more idle claims than batch_size
+    v_candidates    bigint[];  -- the oldest idle claims on codes free right now
+    v_overflow      boolean;   -- more of them than batch_size
 BEGIN
     IF idle IS NULL OR idle < interval '0' THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: idle must be a non-negative interval, got %', COALESCE(idle::text, 'null')
@@ -43,26 +42,22 @@ BEGIN
     END IF;
     v_cutoff := now() - idle;
 
-    -- 0. The oldest idle claims: the one scan of the active claims, before any row lock.
-    v_candidates := array(SELECT k.claim_id FROM capacity.claims AS k
+    -- 0. The oldest idle claims whose code nobody else holds right now, their code rows
+    --    locked: the one read of the active claims, and the first lock taken. Busy codes
+    --    are skipped, so their claims do not use up the batch. (Expiry never waits for a
+    --    row lock, so the order it takes them in cannot deadlock.) One claim more than
+    --    batch_size says whether more are pending.
+    v_candidates := array(SELECT k.claim_id
+                            FROM capacity.claims AS k
+                            JOIN capacity.codes AS c ON c.code_id = k.code_id
                            WHERE k.released_at IS NULL AND k.last_seen_at < v_cutoff
                            ORDER BY k.last_seen_at, k.claim_id
-                           LIMIT batch_size + 1);
+                           LIMIT batch_size + 1
+                             FOR NO KEY UPDATE OF c SKIP LOCKED);
     v_overflow := cardinality(v_candidates) > batch_size;
-
-    -- 1. Lock the codes of the first batch_size of them in code_id order, skipping busy codes.
-    WITH candidates AS (
-        SELECT DISTINCT k.code_id FROM capacity.claims AS k
-         WHERE k.claim_id = ANY (v_candidates[1:batch_size])
-    ), locked AS (
-        SELECT c.code_id FROM capacity.codes AS c
-         WHERE c.code_id IN (SELECT code_id FROM candidates)
-         ORDER BY c.code_id
-           FOR NO KEY UPDATE SKIP LOCKED
-    )
-    SELECT array(SELECT code_id FROM locked),
-           array(SELECT code_id FROM candidates EXCEPT SELECT code_id FROM locked)
-      INTO v_locked, v_skipped;
+    v_candidates := v_candidates[1:batch_size];
+    v_locked := array(SELECT DISTINCT k.code_id FROM capacity.claims AS k
+                       WHERE k.claim_id = ANY (v_candidates));
 
     -- 1b. Then the slot rows holding units of those idle claims (lock order: code, slot,
     --     claim), skipping slots a claim or release is using right now.
@@ -70,7 +65,7 @@ BEGIN
         SELECT s.slot_id FROM capacity.code_slots AS s
          WHERE s.code_id = ANY (v_locked)
            AND s.slot_id IN (SELECT k.slot_id FROM capacity.claims AS k
-                              WHERE k.claim_id = ANY (v_candidates[1:batch_size])
+                              WHERE k.claim_id = ANY (v_candidates)
                                 AND k.code_id = ANY (v_locked) AND k.released_at IS NULL
                                 AND k.last_seen_at < v_cutoff AND k.slot_id IS NOT NULL)
          ORDER BY s.code_id, s.slot
@@ -83,7 +78,7 @@ BEGIN
            SET released_at = now(), end_reason = 'expired'
          WHERE cl.claim_id IN (
                 SELECT k.claim_id FROM capacity.claims AS k
-                 WHERE k.claim_id = ANY (v_candidates[1:batch_size])
+                 WHERE k.claim_id = ANY (v_candidates)
                    AND k.code_id = ANY (v_locked)
                    AND k.released_at IS NULL AND k.last_seen_at < v_cutoff
                    AND (k.slot_id IS NULL OR k.slot_id = ANY (v_slots_locked)
@@ -136,19 +131,11 @@ BEGIN
     IF v_expired > 0 THEN
         v_holder_rows := capacity._release_holders(v_pools, v_holders);
     END IF;
-    -- more_pending: idle claims another call could end now (codes busy right now excluded).
-    -- Among the candidates (all idle claims unless there were more than batch_size) that
-    -- is a look-up by id; only when the one beyond the batch is on a busy code does it
-    -- take another scan.
-    v_more := EXISTS (SELECT 1 FROM capacity.claims AS k
-                       WHERE k.claim_id = ANY (v_candidates)
-                         AND k.released_at IS NULL AND k.last_seen_at < v_cutoff
-                         AND k.code_id <> ALL (v_skipped));
-    IF NOT v_more AND v_overflow THEN
-        v_more := EXISTS (SELECT 1 FROM capacity.claims AS k
-                           WHERE k.released_at IS NULL AND k.last_seen_at < v_cutoff
-                             AND k.code_id <> ALL (v_skipped));
-    END IF;
+    -- more_pending: idle claims another call could end now (codes busy right now excluded):
+    -- one beyond the batch, or one of the batch skipped because its row or slot was busy.
+    v_more := v_overflow OR EXISTS (SELECT 1 FROM capacity.claims AS k
+                                     WHERE k.claim_id = ANY (v_candidates)
+                                       AND k.released_at IS NULL AND k.last_seen_at < v_cutoff);
     RETURN ROW(v_expired, v_codes, v_holder_rows, v_more)::capacity.expiry_result;
 END
 $$;
