@@ -59,8 +59,8 @@ BEGIN
     v_locked := array(SELECT DISTINCT k.code_id FROM capacity.claims AS k
                        WHERE k.claim_id = ANY (v_candidates));
 
-    -- 1b. Then the slot rows holding units of those idle claims (lock order: code, slot,
-    --     claim), skipping slots a claim or release is using right now.
+    -- 1. Then the slot rows holding units of those idle claims (lock order: code, slot,
+    --    claim), skipping slots a claim or release is using right now.
     v_slots_locked := array(
         SELECT s.slot_id FROM capacity.code_slots AS s
          WHERE s.code_id = ANY (v_locked)
