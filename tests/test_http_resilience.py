@@ -107,12 +107,16 @@ def test_the_whole_api_runs_as_the_least_privilege_role(db, app_role):
         conn.execute("UPDATE capacity.codes SET usage_count = 0")  # really not a superuser
 
 
-def _kill_api_connections(conninfo: str) -> int:
+def _use_then_kill_every_connection(http: httpx.Client, conninfo: str) -> None:
+    """Every pooled connection used (the pool hands them out in turn), then its backend killed."""
+    for _ in range(8):
+        assert http.get("/v1/codes/KILLED").status_code == 200
     with psycopg.connect(conninfo, autocommit=True) as sql:
-        return sql.execute(
+        killed = sql.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
             " WHERE application_name = 'pgcapacity-api' AND datname = current_database()"
         ).fetchone()[0]
+    assert killed == 4
 
 
 # Background work would take pooled connections too: keep it out of the way.
@@ -123,9 +127,7 @@ def test_a_killed_pool_fails_one_request_then_checks_the_rest(db):
     reset(db, [{"code": "KILLED", "max_uses": 5}])
     settings = settings_for(db, pool_min=4, pool_check_idle_ms=600_000, **QUIET)
     with live_server(settings) as base, httpx.Client(base_url=base, timeout=30) as http:
-        for _ in range(8):  # every pooled connection used (the pool hands them out in turn)
-            assert http.get("/v1/codes/KILLED").status_code == 200
-        assert _kill_api_connections(db) == 4
+        _use_then_kill_every_connection(http, db)
         # Recently used, so not checked: the first request finds its connection dead...
         assert_error(http.get("/v1/codes/KILLED"), "SERVICE_UNAVAILABLE", 503)
         # ...and the pool checks every connection returned before that, and replaces them.
@@ -137,8 +139,6 @@ def test_with_check_idle_ms_0_every_connection_is_checked_before_use(db):
     reset(db, [{"code": "KILLED", "max_uses": 5}])
     settings = settings_for(db, pool_min=4, pool_check_idle_ms=0, **QUIET)
     with live_server(settings) as base, httpx.Client(base_url=base, timeout=30) as http:
-        for _ in range(8):
-            assert http.get("/v1/codes/KILLED").status_code == 200
-        assert _kill_api_connections(db) == 4
+        _use_then_kill_every_connection(http, db)
         for _ in range(4):
             assert http.get("/v1/codes/KILLED").status_code == 200
