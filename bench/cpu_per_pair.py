@@ -1,14 +1,21 @@
 """What limits claim+release throughput on this machine: CPU per pair, or WAL per flush?
 
-Drives pgbench (a C client, so the client costs little) with 32 clients against four pairs
-of transactions, each run on the same scratch database and interleaved over two rounds:
+Drives pgbench (a C client, so the client costs little) with 32 clients against five pairs
+of transactions, each run on the same scratch database and interleaved over three rounds
+(medians at the end):
 
     raw          two one-statement UPDATEs of random rows (make bench's raw-update)
     raw+500B     the same, each transaction also writing a 500-byte WAL record
                  (pg_logical_emit_message): as many WAL bytes per pair as pgcapacity,
                  almost no extra CPU
     naive        conditional UPDATE + claim-row INSERT, then the mirror release
+    writes-only  pgcapacity's own table writes for a claim and its release (code counter,
+                 claim row, audit event, change-feed mark), each as one plain statement with
+                 no validation, look-ups, locks or holder check: what the writes cost alone
     pgcapacity   capacity.claim() on a random one of 10 000 codes, then capacity.release()
+
+Every statement is prepared (pgbench -M prepared), as make bench's psycopg client prepares
+a statement from its fifth execution on: otherwise the baselines would re-plan each time.
 
 For each: pairs/s, how busy the machine's CPUs were (/proc/stat), CPU microseconds per
 pair (all processes: server, client, kernel), and from pg_stat_wal the bytes per WAL flush
@@ -28,8 +35,11 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -39,6 +49,7 @@ from api.bench.main import scratch_database
 
 CLIENTS = 32
 SECONDS = 8
+ROUNDS = 3
 CODES = 10_000
 
 SCRIPTS = {
@@ -65,6 +76,30 @@ WITH t AS (UPDATE naive_codes SET usage = usage + 1 WHERE code_id = :c AND usage
 WITH e AS (UPDATE naive_claims SET released = true WHERE id = :id AND NOT released
            RETURNING code_id)
   UPDATE naive_codes n SET usage = usage - 1 FROM e WHERE n.code_id = e.code_id;
+""",
+    "writes-only": """
+\\set c random(0, 9999)
+\\set h random(1, 1000000000)
+WITH t AS (UPDATE capacity.codes AS k SET usage_count = k.usage_count + 1
+            WHERE k.code = 'S' || :c AND k.slots = 0 AND k.usage_count < k.max_uses AND k.is_active
+            RETURNING k.code_id, k.code, k.pool, k.usage_count),
+     cl AS (INSERT INTO capacity.claims (code_id, pool, holder) SELECT code_id, pool, 'h' || :h FROM t
+            ON CONFLICT (holder, code_id) WHERE released_at IS NULL DO NOTHING
+            RETURNING claim_id, holder),
+     ev AS (INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
+            SELECT 'claimed', t.code_id, t.code, t.pool, cl.holder, cl.claim_id, t.usage_count
+              FROM t, cl),
+     pc AS (INSERT INTO capacity.pending_changes (codes) SELECT ARRAY[t.code] FROM t)
+SELECT claim_id FROM cl \\gset
+WITH e AS (UPDATE capacity.claims SET released_at = now(), end_reason = 'released'
+            WHERE claim_id = :claim_id AND released_at IS NULL RETURNING claim_id, code_id, holder),
+     t AS (UPDATE capacity.codes AS k SET usage_count = k.usage_count - 1 FROM e
+            WHERE k.code_id = e.code_id RETURNING k.code_id, k.code, k.pool, k.usage_count),
+     ev AS (INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
+            SELECT 'released', t.code_id, t.code, t.pool, e.holder, e.claim_id, t.usage_count
+              FROM t, e),
+     pc AS (INSERT INTO capacity.pending_changes (codes) SELECT ARRAY[t.code] FROM t)
+SELECT 1 FROM e;
 """,
     "pgcapacity": """
 \\set c random(0, 9999)
@@ -100,6 +135,8 @@ def measure(db: str, script: Path) -> dict:
         [
             pgbench_path(),
             "-n",
+            "-M",
+            "prepared",
             "-f",
             str(script),
             "-c",
@@ -131,6 +168,48 @@ def measure(db: str, script: Path) -> dict:
     }
 
 
+def backend_cpu_per_pair(db: str, script: Path, pairs: int = 10_000) -> float | None:
+    """CPU microseconds one backend spends per pair, one client, no waiting for the disk.
+
+    synchronous_commit off takes the flush out; the backend's own user+system time (read
+    from /proc until it exits) leaves out the client, the kernel's loopback work for the
+    client and the other processes. None when no read of it came close to its end.
+    """
+    for _ in range(3):
+        ticks = _backend_ticks(db, script, pairs)
+        if ticks is not None:
+            return ticks / os.sysconf("SC_CLK_TCK") / pairs * 1e6
+    return None
+
+
+def _backend_ticks(db: str, script: Path, pairs: int) -> int | None:
+    """The backend's CPU ticks for one pgbench run, or None when its last one was missed."""
+    name = f"cpu_per_pair_{uuid.uuid4().hex[:12]}"  # not the previous run's exiting backend
+    env = dict(os.environ, PGOPTIONS="-c synchronous_commit=off", PGAPPNAME=name)
+    command = [pgbench_path(), "-n", "-M", "prepared", "-f", str(script), "-c", "1"]
+    pid, ticks, read_at = None, None, 0.0
+    with psycopg.connect(db, autocommit=True) as conn:  # before pgbench: it may end fast
+        bench = subprocess.Popen(
+            [*command, "-t", str(pairs), db], stdout=subprocess.DEVNULL, env=env
+        )
+        while bench.poll() is None:
+            if pid is None:
+                row = conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,)
+                ).fetchone()
+                pid = row[0] if row else None
+            if pid is not None:
+                try:  # utime and stime: fields 14 and 15, after the parenthesised name
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    ticks, read_at = int(fields[11]) + int(fields[12]), time.monotonic()
+                except FileNotFoundError:
+                    pass
+            time.sleep(0.005)
+    if bench.returncode:
+        raise SystemExit(f"pgbench failed on {script}")
+    return ticks if time.monotonic() - read_at < 0.05 else None
+
+
 def prepare(db: str) -> None:
     codes = [{"code": f"S{i}", "max_uses": 1_000_000} for i in range(CODES)]
     with psycopg.connect(db, autocommit=True) as conn:
@@ -154,19 +233,31 @@ def main() -> None:
             for label, text in SCRIPTS.items():
                 paths[label] = Path(tmp) / f"{len(paths)}.sql"
                 paths[label].write_text(text)
-            print(f"{CLIENTS} clients, {SECONDS} s per row, two interleaved rounds")
+            print(f"{CLIENTS} clients, {SECONDS} s per row, {ROUNDS} interleaved rounds")
             print(
                 f"{'pair':<11} {'pairs/s':>8} {'CPU busy':>9} {'CPU us/pair':>12}"
                 f" {'B/flush':>8} {'ms/flush':>9}"
             )
-            for _ in range(2):
+            results: dict[str, list[dict]] = {label: [] for label in paths}
+            for _ in range(ROUNDS):
                 for label, path in paths.items():
                     r = measure(db, path)
+                    results[label].append(r)
                     flush = f"{r['ms_per_flush']:9.2f}" if r["ms_per_flush"] else f"{'-':>9}"
                     print(
                         f"{label:<11} {r['pairs_per_s']:8.0f} {r['cpu_busy']:9.0%}"
                         f" {r['cpu_us_per_pair']:12.0f} {r['bytes_per_flush'] or 0:8.0f} {flush}"
                     )
+            print(
+                f"{'median':<11} {'pairs/s':>8} {'x raw':>9} {'CPU us/pair':>12} {'backend us/pair, 1 client':>26}"
+            )
+            raw = statistics.median(r["pairs_per_s"] for r in results["raw"])
+            for label, rows in results.items():
+                pairs = statistics.median(r["pairs_per_s"] for r in rows)
+                cpu = statistics.median(r["cpu_us_per_pair"] for r in rows)
+                alone = [backend_cpu_per_pair(db, paths[label]) for _ in range(3)]
+                shown = f"{statistics.median(alone):26.0f}" if None not in alone else f"{'-':>26}"
+                print(f"{label:<11} {pairs:8.0f} {pairs / raw:9.2f} {cpu:12.0f} {shown}")
 
 
 if __name__ == "__main__":
