@@ -120,6 +120,11 @@ def pgbench_path() -> str:
     return found
 
 
+def pgbench_command(script: Path, clients: int) -> list[str]:
+    """pgbench running one script with prepared statements, without vacuuming first."""
+    return [pgbench_path(), "-n", "-M", "prepared", "-f", str(script), "-c", str(clients)]
+
+
 def cpu_ticks() -> tuple[int, int]:
     """(busy, idle) jiffies of all CPUs since boot."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:8]]
@@ -132,21 +137,7 @@ def measure(db: str, script: Path) -> dict:
         conn.execute("SELECT pg_stat_reset_shared('wal')")
     busy0, idle0 = cpu_ticks()
     out = subprocess.run(
-        [
-            pgbench_path(),
-            "-n",
-            "-M",
-            "prepared",
-            "-f",
-            str(script),
-            "-c",
-            str(CLIENTS),
-            "-j",
-            "2",
-            "-T",
-            str(SECONDS),
-            db,
-        ],
+        [*pgbench_command(script, CLIENTS), "-j", "2", "-T", str(SECONDS), db],
         capture_output=True,
         text=True,
         check=True,
@@ -186,11 +177,10 @@ def _backend_ticks(db: str, script: Path, pairs: int) -> int | None:
     """The backend's CPU ticks for one pgbench run, or None when its last one was missed."""
     name = f"cpu_per_pair_{uuid.uuid4().hex[:12]}"  # not the previous run's exiting backend
     env = dict(os.environ, PGOPTIONS="-c synchronous_commit=off", PGAPPNAME=name)
-    command = [pgbench_path(), "-n", "-M", "prepared", "-f", str(script), "-c", "1"]
     pid, ticks, read_at = None, None, 0.0
     with psycopg.connect(db, autocommit=True) as conn:  # before pgbench: it may end fast
         bench = subprocess.Popen(
-            [*command, "-t", str(pairs), db], stdout=subprocess.DEVNULL, env=env
+            [*pgbench_command(script, 1), "-t", str(pairs), db], stdout=subprocess.DEVNULL, env=env
         )
         while bench.poll() is None:
             if pid is None:
