@@ -22,8 +22,8 @@ pgtap: setup ## run sql/tests with pg_prove against DATABASE_URL (installs pgTAP
 	pg_prove -d "$(DATABASE_URL)" sql/tests/test_*.sql
 
 lint: setup ## ruff over the Python code
-	$(BIN)/ruff check api tests conftest.py
-	$(BIN)/ruff format --check api tests conftest.py
+	$(BIN)/ruff check api bench tests conftest.py
+	$(BIN)/ruff format --check api bench tests conftest.py
 
 run: setup ## serve the API on 127.0.0.1:8000 (embedded PostgreSQL in ./.pgdata unless DATABASE_URL is set)
 	$(BIN)/pgcapacity serve --embedded .pgdata --migrate --demo-token
