@@ -121,6 +121,6 @@ def reset(conninfo: str, codes: list[dict]) -> None:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE capacity.events, capacity.claims, capacity.holders, capacity.code_slots,"
-            " capacity.codes"
+            " capacity.codes, capacity.pending_changes, capacity.pool_activity"
         )
         conn.execute("SELECT capacity.upsert_codes(%s::jsonb)", (json.dumps(codes),))

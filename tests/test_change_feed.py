@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
 
-from tests.concurrency import reset
+from tests.concurrency import reset, run_concurrently
 
 
 @pytest.fixture
@@ -117,3 +119,56 @@ def test_every_operation_that_changes_a_status_is_published(db, listener, slots)
             'SELECT capacity.upsert_codes(\'[{"code": "FEED-OPS", "max_uses": 7}]\')'
         ) == ["FEED-OPS"]
         assert published_after("SELECT * FROM capacity.revoke_code('FEED-OPS')") == ["FEED-OPS"]
+
+
+def test_the_dashboards_last_hour_counts_each_committed_claim_once_while_publishers_race(db):
+    """Claims on three pools from 16 connections, a third of them rolled back, while two
+    publishers consume the marks as fast as they can: pool_activity (the dashboard's last
+    hour) ends with exactly the committed claims of each pool."""
+    pools = ["race-a", "race-b", "race-c"]
+    reset(db, [{"code": f"RACE-{i}", "max_uses": 10_000, "pool": pools[i % 3]} for i in range(6)])
+    stop = threading.Event()
+    published: list[int] = []
+
+    def publisher() -> None:
+        with psycopg.connect(db, autocommit=True) as conn:
+            while not stop.is_set():
+                published.append(
+                    conn.execute("SELECT codes FROM capacity.publish_changes()").fetchone()[0]
+                )
+
+    def work(i: int, conn: psycopg.Connection) -> dict[str, int]:
+        committed = dict.fromkeys(pools, 0)
+        for n in range(60):
+            code = (i + n) % 6
+            with conn.transaction(force_rollback=n % 3 == 0):
+                conn.execute("SELECT capacity.claim(%s, %s)", (f"RACE-{code}", f"w{i}-{n}"))
+            committed[pools[code % 3]] += n % 3 != 0
+        return committed
+
+    publishers = [threading.Thread(target=publisher, daemon=True) for _ in range(2)]
+    for t in publishers:
+        t.start()
+    try:
+        results = run_concurrently(db, 16, work)
+    finally:
+        stop.set()
+        for t in publishers:
+            t.join()
+    assert sum(published) > 1  # the publishers really ran alongside the claims
+    expected = {p: sum(r[p] for r in results) for p in pools}
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SELECT capacity.publish_changes()")  # what the racers left
+        counted = dict(
+            conn.execute(
+                "SELECT pool, sum(claims)::int FROM capacity.pool_activity GROUP BY pool"
+            ).fetchall()
+        )
+        assert counted == expected and sum(counted.values()) == 16 * 40
+        conn.execute("SELECT capacity.refresh_dashboard(true)")
+        board = dict(
+            conn.execute(
+                "SELECT pool, claims_last_hour FROM capacity.dashboard WHERE pool LIKE 'race-%'"
+            ).fetchall()
+        )
+        assert board == expected

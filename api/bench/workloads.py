@@ -277,6 +277,7 @@ def reset(conn: psycopg.Connection, max_clients: int) -> None:
     pays for the rows before it."""
     conn.execute("""
         TRUNCATE capacity.claims, capacity.events, capacity.holders, capacity.pending_changes,
+                 capacity.pool_activity,
                  bench.naive_claims""")
     conn.execute("UPDATE capacity.codes SET usage_count = 0 WHERE usage_count <> 0")
     conn.execute("SELECT capacity.reconcile(true)")  # slot rows recounted (no claims left)

@@ -331,7 +331,7 @@ BEGIN
     END IF;
     INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
     VALUES ('claimed', c.code_id, c.code, c.pool, cl.holder, cl.claim_id, c.usage_count);
-    INSERT INTO capacity.pending_changes (codes) VALUES (ARRAY[c.code]);
+    INSERT INTO capacity.pending_changes (codes, pool, claims) VALUES (ARRAY[c.code], c.pool, 1);
     RETURN capacity._claim_result(c, cl, false);
 END
 $$;

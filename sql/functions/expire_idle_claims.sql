@@ -124,8 +124,12 @@ BEGIN
                capacity._total_usage(k)
           FROM unnest(v_claim_ids, v_code_ids, v_claim_holders) AS u(claim_id, code_id, holder)
           JOIN capacity.codes AS k ON k.code_id = u.code_id;
-        INSERT INTO capacity.pending_changes (codes)
-        SELECT array_agg(DISTINCT k.code) FROM capacity.codes AS k WHERE k.code_id = ANY (v_code_ids);
+        -- One mark per pool, counting its expiries for the dashboard.
+        INSERT INTO capacity.pending_changes (codes, pool, expiries)
+        SELECT array_agg(DISTINCT k.code), k.pool, count(*)::integer
+          FROM unnest(v_code_ids) AS u(code_id)
+          JOIN capacity.codes AS k ON k.code_id = u.code_id
+         GROUP BY k.pool;
     END IF;
 
     IF v_expired > 0 THEN

@@ -1,7 +1,9 @@
 -- Publishes pending change marks on channel pgcapacity_changes: the changed codes,
 -- comma-separated, in as few notifications as fit 7 000 bytes each ('*' = drop everything,
 -- sent for TRUNCATE or more than 20 notifications' worth). One publisher at a time: a
--- concurrent call returns reason 'busy' and the running one takes the marks.
+-- concurrent call returns reason 'busy' and the running one takes the marks. The claims
+-- and expiries the marks count are added to capacity.pool_activity (the dashboard's last
+-- hour): a mark is consumed exactly once, after its write committed.
 CREATE OR REPLACE FUNCTION capacity.publish_changes()
 RETURNS TABLE (published boolean, codes integer, reason text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -18,7 +20,18 @@ BEGIN
         RETURN QUERY SELECT false, 0, 'busy'::text;
         RETURN;
     END IF;
-    WITH consumed AS (DELETE FROM capacity.pending_changes RETURNING pending_changes.codes)
+    WITH consumed AS (
+        DELETE FROM capacity.pending_changes AS p
+        RETURNING p.codes, p.pool, p.claims, p.expiries, p.marked_at
+    ), counted AS (
+        INSERT INTO capacity.pool_activity AS a (pool, minute, claims, expiries)
+        SELECT m.pool, pg_catalog.date_trunc('minute', m.marked_at, 'UTC'), sum(m.claims), sum(m.expiries)
+          FROM consumed AS m
+         WHERE m.claims > 0 OR m.expiries > 0
+         GROUP BY 1, 2
+        ON CONFLICT (pool, minute) DO UPDATE
+           SET claims = a.claims + EXCLUDED.claims, expiries = a.expiries + EXCLUDED.expiries
+    )
     SELECT count(*), (SELECT array_agg(DISTINCT c ORDER BY c) FROM consumed, unnest(consumed.codes) AS c)
       INTO v_marks, v_codes
       FROM consumed;

@@ -3,10 +3,13 @@
 -- max_uses). In-flight claims finish first (the code row is locked for the switch);
 -- later ones take units from the slots. One tuner at a time; the API runs it every 10 s
 -- (PGCAPACITY_HOT_CLAIMS_PER_MIN, PGCAPACITY_HOT_SLOTS). Returns the codes it switched.
+-- jit = off, as in refresh_dashboard(): a periodic look at the last minute's events must
+-- not pay for compiling its query whenever the events table has grown large.
 CREATE OR REPLACE FUNCTION capacity.tune_slots(min_claims integer DEFAULT 600, slots integer DEFAULT 32)
 RETURNS TABLE (code text, slot_count integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE

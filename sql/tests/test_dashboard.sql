@@ -1,7 +1,7 @@
 -- The trigger-refreshed dashboard and the change feed: writes leave marks, publish_changes()
 -- turns them into notifications, refresh_dashboard() catches up.
 BEGIN;
-SELECT plan(14);
+SELECT plan(21);
 
 SELECT lives_ok($$ SELECT capacity.upsert_codes('[{"code": "D1", "max_uses": 10, "pool": "dash"},
                                                   {"code": "D2", "max_uses": 2, "pool": "dash"},
@@ -33,6 +33,28 @@ SELECT results_eq(
     $$ VALUES ('dash', 2, 2, 1, 2, 11::bigint, 12::bigint, 11, 11, 0),
               ('other', 1, 1, 0, 0, 0::bigint, 5::bigint, 0, 0, 0) $$,
     'the dashboard equals the per-pool aggregate');
+SELECT results_eq($$ SELECT pool, claims, expiries FROM capacity.pool_activity ORDER BY pool $$,
+                  $$ VALUES ('dash', 11::bigint, 0::bigint) $$,
+                  'publishing counted the claims per pool and minute');
+
+-- Expiries are counted too, one mark per pool of an expiry batch.
+SELECT lives_ok($$ SELECT capacity.claim('D3', 'e' || i) FROM generate_series(1, 3) AS i $$, 'three claims on D3');
+UPDATE capacity.claims SET last_seen_at = now() - interval '2 hours' WHERE holder IN ('e1', 'e2', 'h9');
+SELECT is((SELECT expired FROM capacity.expire_idle_claims('1 hour', 100)), 3, 'three idle claims expired');
+SELECT results_eq($$ SELECT pool, expiries FROM capacity.pending_changes WHERE expiries > 0 ORDER BY pool $$,
+                  $$ VALUES ('dash', 1), ('other', 2) $$, 'the expiry left one counting mark per pool');
+-- A counter older than an hour is neither shown nor kept.
+INSERT INTO capacity.pool_activity (pool, minute, claims, expiries)
+VALUES ('other', date_trunc('minute', now() - interval '2 hours', 'UTC'), 100, 100);
+SELECT results_eq($$ SELECT refreshed, reason FROM capacity.refresh_dashboard() $$,
+                  $$ VALUES (true, 'changes') $$, 'the expiry made the dashboard refresh');
+SELECT results_eq(
+    $$ SELECT pool, active_claims, claims_last_hour, expiries_last_hour
+         FROM capacity.dashboard WHERE pool IN ('dash', 'other') ORDER BY pool $$,
+    $$ VALUES ('dash', 10, 11, 1), ('other', 1, 3, 2) $$,
+    'the last hour counts claims and expiries, not counters older than an hour');
+SELECT is((SELECT count(*)::integer FROM capacity.pool_activity WHERE minute < now() - interval '1 hour'), 0,
+          'the refresh dropped the counter older than an hour');
 SELECT results_eq($$ SELECT refreshed, reason FROM capacity.refresh_dashboard(max_age => '0 seconds') $$,
                   $$ VALUES (true, 'max_age') $$, 'an old dashboard is refreshed without writes');
 

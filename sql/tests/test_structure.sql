@@ -1,10 +1,11 @@
 -- Structure: schema, tables, result types, and every public function's signature pinned.
 BEGIN;
-SELECT plan(83);
+SELECT plan(85);
 
 SELECT has_schema('capacity', 'schema capacity exists');
 SELECT tables_are('capacity', ARRAY['codes', 'holders', 'claims', 'events', 'app_roles', 'migrations',
-                                    'pending_changes', 'change_feed', 'dashboard_refreshes', 'code_slots'],
+                                    'pending_changes', 'change_feed', 'dashboard_refreshes', 'code_slots',
+                                    'pool_activity'],
                   'capacity has exactly the expected tables');
 SELECT views_are('capacity', ARRAY['code_usage', 'holder_usage'], 'capacity has exactly the expected views');
 SELECT materialized_views_are('capacity', ARRAY['dashboard'], 'capacity has exactly one materialized view, the dashboard');
@@ -118,6 +119,18 @@ SELECT columns_are('capacity', 'dashboard',
     'dashboard columns (SPEC §3)');
 SELECT has_index('capacity', 'dashboard', 'dashboard_pool', ARRAY['pool'],
                  'dashboard has the unique index REFRESH CONCURRENTLY needs');
+-- The periodic maintenance queries must not pay for JIT compilation (their cost estimates
+-- grow with the data; compiling took ten times the refresh itself).
+SELECT is_empty($$
+    SELECT p.proname::text FROM pg_proc p
+     WHERE p.oid IN ('capacity.refresh_dashboard(boolean,interval)'::regprocedure,
+                     'capacity.tune_slots(integer,integer)'::regprocedure)
+       AND NOT coalesce('jit=off' = ANY (p.proconfig), false) $$,
+    'refresh_dashboard and tune_slots run with jit = off');
+-- The dashboard's last hour comes from per-minute counters, not from the events.
+SELECT ok(pg_get_viewdef('capacity.dashboard'::regclass) !~ 'events'
+          AND pg_get_viewdef('capacity.dashboard'::regclass) ~ 'pool_activity',
+          'the dashboard counts the last hour from pool_activity, not by scanning events');
 -- The change feed: one trigger call per INSERT, DELETE and TRUNCATE statement; per row only
 -- for updates of what a status shows besides usage (claims and releases append their own
 -- marks, so their usage update fires no trigger at all).
