@@ -4,10 +4,9 @@
 -- reason 'busy'. It publishes pending changes first (so cron users need nothing else), and
 -- records the publication count it read *before* refreshing: a batch published later
 -- leaves the dashboard stale for the next call, so nothing is ever missed.
--- jit = off: the view's query is cheap, but with some thousand codes its cost estimate
--- passes the JIT thresholds (it counts a subquery per code), and compiling it took ten
--- times the refresh itself (0.4 s against 40 ms with 11 000 codes), twice a second while
--- the API runs.
+-- jit = off: the view's estimate grows with the codes, and once it passed the JIT
+-- thresholds compiling the query took ten times running it (0.4 s against 40 ms per
+-- refresh, twice a second while the API runs; docs/benchmarks.md).
 CREATE OR REPLACE FUNCTION capacity.refresh_dashboard(force boolean DEFAULT false,
                                                       max_age interval DEFAULT '1 minute')
 RETURNS TABLE (refreshed boolean, refreshed_at timestamptz, reason text)
