@@ -10,7 +10,8 @@
   with several instances one publishes and the others get 'busy'.
 * The refresher calls ``capacity.refresh_dashboard()`` every PGCAPACITY_DASHBOARD_REFRESH_MS;
   the call is a cheap no-op unless changes were published, which bounds the dashboard's
-  staleness to about one interval plus the refresh time.
+  staleness to about one interval plus the refresh time (three times the refresh time
+  when one takes 100 ms or more: the function then spaces refreshes out itself).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 -- The trigger-refreshed dashboard and the change feed: writes leave marks, publish_changes()
 -- turns them into notifications, refresh_dashboard() catches up.
 BEGIN;
-SELECT plan(21);
+SELECT plan(24);
 
 SELECT lives_ok($$ SELECT capacity.upsert_codes('[{"code": "D1", "max_uses": 10, "pool": "dash"},
                                                   {"code": "D2", "max_uses": 2, "pool": "dash"},
@@ -55,6 +55,13 @@ SELECT results_eq(
     'the last hour counts claims and expiries, not counters older than an hour');
 SELECT is((SELECT count(*)::integer FROM capacity.pool_activity WHERE minute < now() - interval '1 hour'), 0,
           'the refresh dropped the counter older than an hour');
+-- A refresh that took long (many codes) is not repeated at once, however many ask.
+UPDATE capacity.dashboard_refreshes SET duration_ms = 3600 * 1000;
+SELECT lives_ok($$ SELECT capacity.claim('D1', 'late') $$, 'a claim after a long refresh');
+SELECT results_eq($$ SELECT refreshed, reason FROM capacity.refresh_dashboard() $$,
+                  $$ VALUES (false, 'throttled') $$, 'the next refresh waits three times as long');
+SELECT results_eq($$ SELECT refreshed, reason FROM capacity.refresh_dashboard(true) $$,
+                  $$ VALUES (true, 'forced') $$, 'a forced refresh is never throttled');
 SELECT results_eq($$ SELECT refreshed, reason FROM capacity.refresh_dashboard(max_age => '0 seconds') $$,
                   $$ VALUES (true, 'max_age') $$, 'an old dashboard is refreshed without writes');
 
