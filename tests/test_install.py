@@ -155,3 +155,39 @@ def test_dba_path_psql_install_then_pg_prove(new_database):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All tests successful." in done.stdout
+
+
+def test_upgrade_to_0008_counts_the_last_hour_from_the_events_once(new_database, tmp_path):
+    """A database at migration 0007 with an hour of history, upgraded: the dashboard's last
+    hour is seeded from the events (older ones and other kinds left out), and the change
+    marks written before the upgrade (which count nothing) add nothing."""
+    db = new_database(empty=True)
+    old = tmp_path / "sql"
+    (old / "functions").mkdir(parents=True)
+    (old / "views").mkdir()
+    (old / "migrations").mkdir()
+    for path in sorted((installer.sql_dir() / "migrations").glob("*.sql")):
+        if path.name < "0008":
+            shutil.copy(path, old / "migrations" / path.name)
+    # The schema alone, plus what every install ends with (re-granting app roles).
+    shutil.copy(installer.sql_dir() / "functions" / "grant_app_access.sql", old / "functions")
+    installer.migrate(db, old)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("""
+            INSERT INTO capacity.codes (code, pool, max_uses) VALUES ('UP-1', 'up', 10), ('UP-2', 'up2', 10);
+            INSERT INTO capacity.events (occurred_at, kind, code_id, code, pool, holder, usage_after)
+            SELECT now() - e.age, e.kind::capacity.event_kind, c.code_id, c.code, c.pool, 'h', 1
+              FROM (VALUES ('UP-1', 'claimed', interval '5 minutes'), ('UP-1', 'claimed', '50 minutes'),
+                           ('UP-1', 'released', '4 minutes'), ('UP-1', 'expired', '3 minutes'),
+                           ('UP-1', 'claimed', '2 hours'), ('UP-2', 'claimed', '1 minute'))
+                   AS e(code, kind, age)
+              JOIN capacity.codes AS c USING (code);
+            INSERT INTO capacity.pending_changes (codes) VALUES ('{UP-1}'), ('{UP-2}');
+        """)
+    upgraded = {step: outcome for step, outcome in installer.migrate(db)}
+    assert upgraded["migrations/0008_dashboard_activity_counters.sql"] == "applied"
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SELECT capacity.refresh_dashboard(true)")
+        assert conn.execute(
+            "SELECT pool, claims_last_hour, expiries_last_hour FROM capacity.dashboard ORDER BY pool"
+        ).fetchall() == [("up", 2, 1), ("up2", 1, 0)]
