@@ -13,7 +13,7 @@ leave in an hour), then with EXTRA_CODES more codes, it times:
                                        optimizes above jit_optimize_above_cost)
     last hour from the events          the view's last-hour part as it was, jit off and on
 
-Medians of ROUNDS calls, in ms. Medians of ROUNDS calls, in ms. Needs nothing but a server (DATABASE_URL, else a private
+Medians of ROUNDS calls, in ms. Needs nothing but a server (DATABASE_URL, else a private
 one as make bench starts); creates and drops a scratch database.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/dashboard_refresh.py
