@@ -24,7 +24,10 @@ def test_every_workload_runs_correctly_with_ratios(admin_conninfo, capsys):
     rows = {(r["workload"], r["lock_mode"]): r for r in report["rows"]}
     pgcapacity = ("hot", "hot-slotted", "spread", "holders")
     expected = {(w, m) for w in pgcapacity for m in workloads.LOCK_MODES}
-    expected |= {(w, None) for w in ("read", "naive-hot", "naive-spread", "raw-update", "select1")}
+    expected |= {
+        (w, None)
+        for w in ("read", "naive-hot", "naive-spread", "floor-spread", "raw-update", "select1")
+    }
     assert set(rows) == expected
     for key, row in rows.items():
         assert row["ops"] > 0 and row["errors"] == 0 and row["problems"] == [], (key, row)

@@ -9,6 +9,12 @@ shape, so ratios compare like with like:
   mirror image to release; on one row, or on a random one of 10 000.
 * raw-update: two one-statement ``UPDATE`` transactions on random rows of 10 000: what
   the server does for a write when nothing is being checked.
+* floor-spread: the rows SPEC §2 makes every claim and release write, and nothing else:
+  the code's counter (with its CHECK), the claim row (token, one-active-per-holder index)
+  and the audit event, one statement per transaction, on pgcapacity's own tables and
+  spread codes, with no validation, look-up, lock, holder limit or change feed. No
+  implementation of the contract writes less, so its ``x raw`` is the most any spread
+  claim+release can reach on this server.
 * select1: two ``SELECT 1`` round trips: the ceiling of the clients and the network.
 """
 
@@ -162,6 +168,43 @@ def _naive(pick: Callable[[Client], int]) -> Callable[[str | None, int], Op]:
     return make
 
 
+FLOOR_CLAIM = """
+WITH taken AS (
+    UPDATE capacity.codes SET usage_count = usage_count + 1
+     WHERE code = %s AND usage_count < max_uses RETURNING code_id, code, pool, usage_count),
+claimed AS (
+    INSERT INTO capacity.claims (code_id, pool, holder) SELECT code_id, pool, %s FROM taken
+    RETURNING claim_id, holder),
+logged AS (
+    INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
+    SELECT 'claimed', t.code_id, t.code, t.pool, c.holder, c.claim_id, t.usage_count
+      FROM taken t, claimed c)
+SELECT claim_id FROM claimed"""
+FLOOR_RELEASE = """
+WITH ended AS (
+    UPDATE capacity.claims SET released_at = now(), end_reason = 'released'
+     WHERE claim_id = %s AND released_at IS NULL RETURNING claim_id, code_id, holder),
+given AS (
+    UPDATE capacity.codes AS k SET usage_count = k.usage_count - 1 FROM ended
+     WHERE k.code_id = ended.code_id RETURNING k.code_id, k.code, k.pool, k.usage_count)
+INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
+SELECT 'released', g.code_id, g.code, g.pool, e.holder, e.claim_id, g.usage_count
+  FROM given g, ended e"""
+
+
+def _floor(_mode: str | None, _retries: int) -> Op:
+    def op(c: Client) -> None:
+        code = spread_code(c.rng.randrange(SPREAD_CODES))
+        row = c.conn.execute(FLOOR_CLAIM, (code, c.next_id())).fetchone()
+        if row is None:
+            c.tally["full"] += 1
+            return
+        c.conn.execute(FLOOR_RELEASE, row)
+        c.tally["ok"] += 1
+
+    return op
+
+
 def _raw_update(_mode: str | None, _retries: int) -> Op:
     def op(c: Client) -> None:
         for _ in range(2):
@@ -220,6 +263,14 @@ WORKLOADS = {
             None,
             (None,),
             _naive(lambda c: 1 + c.rng.randrange(SPREAD_CODES)),
+            audited=False,
+        ),
+        Workload(
+            "floor-spread",
+            "baseline: the contract's writes alone, random of 10 000 codes",
+            None,
+            (None,),
+            _floor,
             audited=False,
         ),
         Workload(
