@@ -1,4 +1,5 @@
-"""Index access for the hot paths, shown with the real plans of the real functions."""
+"""Index access for the hot paths, shown with the real plans of the real functions, and no
+SQL helper run as a call (parsed and planned again in every transaction) on them."""
 
 from __future__ import annotations
 
@@ -67,3 +68,55 @@ def test_expiry_scans_only_the_active_claims(big):
     plans = nested_plans(big, "SELECT * FROM capacity.expire_idle_claims('1 hour')")
     assert "claims_one_active_per_holder" in plans, plans
     assert "Seq Scan on claims" not in plans, plans
+
+
+# Each call of the public functions' hot paths, as applications make them. {i} makes each
+# round's claims new ones.
+HOT_CALLS = [
+    "SELECT * FROM capacity.check('C7')",
+    "SELECT * FROM capacity.usage_batch(ARRAY['C1', 'C2', 'NOPE'])",
+    "SELECT * FROM capacity.release((capacity.claim('C3', 'a{i}')).claim_id)",
+    "SELECT * FROM capacity.release((capacity.claim('C4', 'b{i}', 'nowait')).claim_id)",
+    "SELECT * FROM capacity.release((capacity.claim('C5', 'c{i}', 'wait')).claim_id)",
+    "SELECT * FROM capacity.release((capacity.claim('SLOTTED', 'd{i}')).claim_id)",
+    "SELECT * FROM capacity.claim('C6', 'h1')",  # already held after the first round
+    "SELECT * FROM capacity.heartbeat((capacity.claim('C6', 'h1')).claim_id)",
+    "SELECT * FROM capacity.release((capacity.claim('C8', 'h1')).claim_id)",  # limited holder
+    "SELECT * FROM capacity.release('C9', 'nobody')",
+    "SELECT capacity.publish_changes()",
+]
+
+
+def sql_function_calls(conn: psycopg.Connection) -> dict[str, int]:
+    """Calls so far in this transaction of LANGUAGE sql functions that ran as calls."""
+    rows = conn.execute(
+        "SELECT f.funcname, f.calls FROM pg_stat_xact_user_functions f"
+        "  JOIN pg_proc p ON p.oid = f.funcid JOIN pg_language l ON l.oid = p.prolang"
+        " WHERE l.lanname = 'sql'"
+    ).fetchall()
+    return dict(rows)
+
+
+def test_hot_paths_run_no_sql_helper_as_a_call(big):
+    """A SQL helper that PostgreSQL does not inline (say, an argument that is a function
+    call, for a parameter used twice) runs through the SQL-function executor, which parses
+    and plans its body again in every transaction: capacity.check() once spent half its
+    time so. With track_functions = 'all' PostgreSQL counts exactly those calls (inlined
+    functions never run as calls). The first rounds plan each statement with its values
+    (the plan cache's custom plans, whose planning folds the constant helpers by calling
+    them once); after them, no round may call a SQL helper."""
+    with psycopg.connect(big) as conn:
+        conn.execute("SET track_functions = 'all'")
+        conn.execute(
+            'SELECT capacity.upsert_codes(\'[{"code": "SLOTTED", "max_uses": 50, "slots": 4}]\')'
+        )
+        conn.execute("SELECT capacity.set_holder_limit('p8', 'h1', 2)")
+        for i in range(8):  # past the plan cache's five custom plans
+            for call in HOT_CALLS:
+                conn.execute(call.format(i=i))
+        before = sql_function_calls(conn)
+        for i in range(8, 11):
+            for call in HOT_CALLS:
+                conn.execute(call.format(i=i))
+        assert sql_function_calls(conn) == before
+        conn.rollback()

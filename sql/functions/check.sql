@@ -12,7 +12,10 @@ BEGIN
     IF NOT FOUND THEN
         RETURN ROW(v_code, false, NULL, NULL, NULL, NULL, NULL, NULL, false, 'CODE_NOT_FOUND')::capacity.code_status;
     END IF;
-    RETURN capacity._status(capacity._with_total_usage(c));
+    -- Two steps: _status(c) is inlined only when its argument is a plain variable; given a
+    -- function call it would run as a SQL function, parsed and planned in every transaction.
+    c := capacity._with_total_usage(c);
+    RETURN capacity._status(c);
 END
 $$;
 
