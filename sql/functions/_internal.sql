@@ -7,6 +7,17 @@ RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT pg_catalog.upper(pg_catalog.btrim(raw, E' \t\r\n')) $$;
 
+-- Whether a normalised code is well-formed: 1-64 characters of A-Z, 0-9, "_" and "-".
+-- ltrim over the allowed set, not a regular expression: half the CPU, and usage_batch
+-- runs it once per code.
+CREATE OR REPLACE FUNCTION capacity._is_code(normalised text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.char_length(normalised) BETWEEN 1 AND 64
+       AND pg_catalog.ltrim(normalised, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-') = ''
+$$;
+
 -- Shortens user input before it is echoed in an error message.
 CREATE OR REPLACE FUNCTION capacity._quote_input(raw text)
 RETURNS text
@@ -26,7 +37,7 @@ AS $$
 DECLARE
     v_code text := capacity._normalise_code(raw);
 BEGIN
-    IF v_code IS NULL OR v_code !~ '^[A-Z0-9_-]{1,64}$' THEN
+    IF v_code IS NULL OR NOT capacity._is_code(v_code) THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: % % is not a valid code', field, capacity._quote_input(raw)
             USING ERRCODE = 'CP001',
                   DETAIL = pg_catalog.jsonb_build_object('field', field)::text,
@@ -85,17 +96,25 @@ BEGIN
 END
 $$;
 
--- Why a code cannot be claimed right now (an error name), or NULL when it can.
-CREATE OR REPLACE FUNCTION capacity._blocker(c capacity.codes)
+-- Why a code with these fields cannot be claimed right now (an error name), or NULL when
+-- it can. Fields rather than a row, for queries that compute the usage (usage_batch).
+CREATE OR REPLACE FUNCTION capacity._blocker_of(
+    p_is_active boolean, p_expires_at timestamptz, p_usage integer, p_max_uses integer)
 RETURNS text
 LANGUAGE sql STABLE
 AS $$
     SELECT CASE
-        WHEN NOT c.is_active THEN 'CODE_INACTIVE'
-        WHEN c.expires_at IS NOT NULL AND c.expires_at <= pg_catalog.now() THEN 'CODE_EXPIRED'
-        WHEN c.usage_count >= c.max_uses THEN 'CODE_FULL'
+        WHEN NOT p_is_active THEN 'CODE_INACTIVE'
+        WHEN p_expires_at IS NOT NULL AND p_expires_at <= pg_catalog.now() THEN 'CODE_EXPIRED'
+        WHEN p_usage >= p_max_uses THEN 'CODE_FULL'
     END
 $$;
+
+-- Why a code cannot be claimed right now (an error name), or NULL when it can.
+CREATE OR REPLACE FUNCTION capacity._blocker(c capacity.codes)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$ SELECT capacity._blocker_of(c.is_active, c.expires_at, c.usage_count, c.max_uses) $$;
 
 -- Raises the error a claim on this code gets now, if any.
 CREATE OR REPLACE FUNCTION capacity._raise_if_blocked(c capacity.codes)
