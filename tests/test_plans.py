@@ -83,6 +83,8 @@ HOT_CALLS = [
     "SELECT * FROM capacity.heartbeat((capacity.claim('C6', 'h1')).claim_id)",
     "SELECT * FROM capacity.release((capacity.claim('C8', 'h1')).claim_id)",  # limited holder
     "SELECT * FROM capacity.release('C9', 'nobody')",
+    "SELECT * FROM capacity.release('C10', (capacity.claim('C10', 'e{i}')).holder)",
+    "SELECT count(*) FROM capacity.expire_idle_claims('1 hour')",
     "SELECT capacity.publish_changes()",
 ]
 
