@@ -96,9 +96,13 @@ async def fetch_one(pool: AsyncConnectionPool, query: str, params: tuple = ()) -
         return await cur.fetchone()
 
 
-async def fetch_all(pool: AsyncConnectionPool, query: str, params: tuple = ()) -> list[dict]:
+async def fetch_all(
+    pool: AsyncConnectionPool, query: str, params: tuple = (), row_factory: Any = None
+) -> list[Any]:
+    """Every row, as dicts unless another psycopg row factory is given."""
     async with pool.connection() as conn:
-        cur = await conn.execute(query, params)
+        cur = conn.cursor(row_factory=row_factory) if row_factory else conn.cursor()
+        await cur.execute(query, params)
         return await cur.fetchall()
 
 

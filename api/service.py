@@ -7,12 +7,17 @@ invalidate the codes they touched at once (other instances hear it through NOTIF
 from __future__ import annotations
 
 import msgspec
+from psycopg.rows import args_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from api import schemas
 from api.cache import DASHBOARD_KEY, ResultCache
 from api.db import fetch_all, fetch_one
+
+# usage_batch's columns named in CodeStatus's field order, so that each row becomes a
+# CodeStatus from its values (a dict per row and CodeStatus(**row) cost 1 us a code).
+STATUS_COLUMNS = ", ".join(schemas.CodeStatus.__struct_fields__)
 
 
 class Capacity:
@@ -68,8 +73,13 @@ class Capacity:
 
     async def usage(self, codes: list[str]) -> schemas.Usage:
         async def load():
-            rows = await fetch_all(self.pool, "SELECT * FROM capacity.usage_batch(%s)", (codes,))
-            return schemas.Usage([schemas.CodeStatus(**r) for r in rows])
+            statuses = await fetch_all(
+                self.pool,
+                f"SELECT {STATUS_COLUMNS} FROM capacity.usage_batch(%s)",
+                (codes,),
+                row_factory=args_row(schemas.CodeStatus),
+            )
+            return schemas.Usage(statuses)
 
         return await self._cached(
             ("usage", tuple(codes)), load, lambda usage: {s.code for s in usage.codes}

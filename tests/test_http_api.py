@@ -223,6 +223,9 @@ async def test_batch_usage_keeps_input_order(fresh):
             ("NOPE", False, "CODE_NOT_FOUND"),
             ("CLASS-7A", True, None),
         ]
+        # Every field, not only these: the batch's rows equal the single status.
+        assert rows[0] == (await c.get("/v1/codes/BILL-1")).json()
+        assert rows[2] == (await c.get("/v1/codes/CLASS-7A")).json()
         empty = await c.post("/v1/usage", json={"codes": []})
         assert empty.status_code == 200 and empty.json() == {"codes": []}
 
