@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 
 from litestar import Litestar
@@ -53,9 +54,15 @@ def create_app(settings: Settings) -> Litestar:
         try:
             async with pool.connection() as conn:
                 app.state.catalog = await ErrorCatalog.load(conn)
+            # What start-up built lives as long as the app: frozen out of the collector's
+            # sight, so that a full collection no longer walks it (measured: stalls of
+            # ~50 ms every few seconds under load, which all requests in flight waited).
+            gc.collect()
+            gc.freeze()
             async with running(*(task.run() for task in background)):
                 yield
         finally:
+            gc.unfreeze()
             await pool.close()
 
     state = State(

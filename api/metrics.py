@@ -119,11 +119,26 @@ class Metrics:
             ["operation", "outcome"],
             registry=self.registry,
         )
-        self.in_flight = Gauge(
+        in_flight = Gauge(
             "pgcapacity_http_requests_in_flight", "Requests being served", registry=self.registry
         )
+        in_flight.set_function(lambda: self.windows.in_flight)
         self.registry.register(_StateCollector(self._cache, self._pool))
         self.windows.reset()
+        # Labelled children by label values: labels() validates and locks on every call.
+        self._children: dict[tuple, object] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        if (child := self._children.get(key)) is None:
+            child = self._children[key] = self.requests.labels(method, route, str(status))
+        child.observe(seconds)
+
+    def count(self, operation: str, outcome: str) -> None:
+        key = (operation, outcome)
+        if (child := self._children.get(key)) is None:
+            child = self._children[key] = self.outcomes.labels(operation, outcome)
+        child.inc()
 
 
 class _StateCollector:
@@ -164,21 +179,20 @@ class MetricsMiddleware(ASGIMiddleware):
                 status = message["status"]
             await send(message)
 
-        metrics.windows.in_flight += 1
-        metrics.in_flight.inc()
-        in_flight = metrics.windows.in_flight
+        windows = metrics.windows
+        windows.in_flight += 1
+        in_flight = windows.in_flight
         started = time.perf_counter()
         try:
             await next_app(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
-            metrics.windows.in_flight -= 1
-            metrics.in_flight.dec()
+            windows.in_flight -= 1
             route = scope.get("path_template") or "unmatched"
-            metrics.requests.labels(scope["method"], route, str(status)).observe(elapsed)
+            metrics.observe(scope["method"], route, status, elapsed)
             handler = scope.get("route_handler")
             operation = getattr(handler, "operation_id", None)
             if isinstance(operation, str) and route.startswith("/v1/"):
                 error = scope.get("state", {}).get("error_name")
-                metrics.outcomes.labels(operation, error or "ok").inc()
-                metrics.windows.record(operation, elapsed * 1000, status < 500, in_flight)
+                metrics.count(operation, error or "ok")
+                windows.record(operation, elapsed * 1000, status < 500, in_flight)

@@ -10,6 +10,7 @@ import psycopg.conninfo
 import pytest
 
 from api.app import create_app
+from api.auth import TokenAuth
 from tests.concurrency import reset
 from tests.http_support import (
     ADMIN_AUTH,
@@ -43,26 +44,26 @@ ADMIN_ROUTES = [
 
 
 def protected_routes() -> set[tuple[str, str]]:
-    """Every route of the app with a guard, read from the app itself."""
+    """Every route of the app behind a token check, read from the app itself."""
     app = create_app(settings_for("postgresql://unused"))
     found = set()
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
-            if handler.resolve_guards():
+            if any(isinstance(m, TokenAuth) for m in handler.resolve_middleware()):
                 for method in handler.http_methods - {"OPTIONS"}:  # CORS preflight is open
                     found.add((method, route.path))
     return found
 
 
-def test_the_tables_below_cover_every_guarded_route():
-    guarded = protected_routes()
+def test_the_tables_below_cover_every_protected_route():
+    protected = protected_routes()
     covered = {
         (method, template)
-        for method, template in guarded
+        for method, template in protected
         for m, path, _ in WRITES + ADMIN_ROUTES
         if m == method and _matches(template, path)
     }
-    assert covered == guarded and len(guarded) == len(WRITES + ADMIN_ROUTES)
+    assert covered == protected and len(protected) == len(WRITES + ADMIN_ROUTES)
 
 
 def _matches(template: str, path: str) -> bool:
@@ -125,6 +126,17 @@ async def test_admin_routes_need_the_admin_token(authdb, method, url, kwargs):
             await c.request(method, url, **_with(kwargs, ADMIN_AUTH)), "FORBIDDEN", 403
         )
         assert "PGCAPACITY_ADMIN_TOKEN" in error["details"]["hint"]
+
+
+async def test_tokens_are_checked_before_the_request_is_read(authdb):
+    """A request without a valid token learns nothing about its parameters or body."""
+    async with api_client(settings_for(authdb)) as c:
+        for method, url, kwargs in [
+            ("POST", "/v1/codes/bad code!/claims", {"content": b"{not json"}),
+            ("DELETE", "/v1/claims/0", {"headers": {"X-Claim-Token": "not-a-uuid"}}),
+            ("POST", "/v1/admin/codes", {"json": {"codes": "nope"}}),
+        ]:
+            assert_error(await c.request(method, url, **kwargs), "UNAUTHORIZED", 401)
 
 
 async def test_auth_off_opens_writes_but_never_admin(authdb):
@@ -199,6 +211,7 @@ async def test_metrics_and_performance(authdb):
         for holder in ("m1", "m2"):
             await c.post("/v1/codes/AUTH-1/claims", json={"holder": holder}, headers=CLIENT_AUTH)
         await c.post("/v1/codes/NOPE/claims", json={"holder": "m3"}, headers=CLIENT_AUTH)
+        await c.post("/v1/codes/AUTH-1/claims", json={"holder": "m4"})  # refused: no token
         await c.get("/v1/codes/AUTH-1")
         await c.get("/v1/codes/AUTH-1")
         text = (await c.get("/metrics")).text
@@ -209,11 +222,18 @@ async def test_metrics_and_performance(authdb):
             in text
         )
         assert (
+            'pgcapacity_operations_total{operation="claimCode",outcome="UNAUTHORIZED"} 1.0' in text
+        )
+        assert (
+            'pgcapacity_http_request_duration_seconds_count{method="POST",'
+            'route="/v1/codes/{code}/claims",status="401"} 1.0' in text
+        )
+        assert (
             "pgcapacity_cache_hits 1.0" in text and 'pgcapacity_pool{stat="pool_max"} 4.0' in text
         )
         perf = (await c.get("/v1/performance")).json()
         claim = perf["windows"]["1m"]["claimCode"]
-        assert claim["requests"] == 3 and claim["success_rate"] == 1.0  # 404 is not a failure
+        assert claim["requests"] == 4 and claim["success_rate"] == 1.0  # 401, 404: no failures
         assert claim["p50_ms"] is not None and claim["p99_ms"] >= claim["p50_ms"]
         assert set(perf["windows"]) == {"1m", "5m", "1h"}
         assert any(a["operation"] == "claimCode" and a["alert"] == "slow" for a in perf["alerts"])

@@ -8,7 +8,7 @@ from litestar import Controller, post, put
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
-from api.auth import require_admin
+from api.auth import ADMINS
 from api.routes.common import BEARER, CodePath, errors, service
 from api.schemas import (
     ExpireRequest,
@@ -26,7 +26,7 @@ ADMIN_ERRORS = errors(400, 401, 403, 409, 413, 503)
 class AdminController(Controller):
     path = "/v1/admin"
     tags = ["admin"]
-    guards = [require_admin]
+    middleware = [ADMINS]
     security = BEARER
 
     @post(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Controller, delete, post
 from litestar.datastructures import State
 
-from api.auth import require_writer
+from api.auth import WRITERS
 from api.routes.common import BEARER, ClaimId, ClaimToken, errors, service
 from api.schemas import Heartbeat, Release
 
@@ -13,7 +13,7 @@ from api.schemas import Heartbeat, Release
 class ClaimsController(Controller):
     path = "/v1/claims"
     tags = ["claims"]
-    guards = [require_writer]
+    middleware = [WRITERS]
     security = BEARER
 
     @delete(

@@ -6,7 +6,7 @@ from litestar import Controller, Response, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
-from api.auth import require_writer
+from api.auth import WRITERS
 from api.errors import ApiError
 from api.routes.common import BEARER, CodePath, errors, service
 from api.schemas import Claim, ClaimRequest, CodeStatus
@@ -38,7 +38,7 @@ class CodesController(Controller):
     @post(
         "/{code:str}/claims",
         operation_id="claimCode",
-        guards=[require_writer],
+        middleware=[WRITERS],
         security=BEARER,
         responses=errors(400, 401, 403, 404, 409, 410, 503),
         summary="Claim one unit of a code",
