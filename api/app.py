@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import time
 
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, OpenAPIType, Schema, SecurityScheme
+from prometheus_client import multiprocess
 
 from api import __version__, schemas
 from api.background import Listener, Periodic, running
@@ -64,6 +66,8 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             gc.unfreeze()
             await pool.close()
+            if metrics.shared:  # its live gauges leave the sum
+                multiprocess.mark_process_dead(os.getpid())
 
     state = State(
         {

@@ -3,19 +3,27 @@
 Each app owns its registry (two apps in one process do not collide). The performance
 windows keep 10-second buckets per operation for the last hour, each with a small
 log-scale latency histogram, so memory is bounded whatever the request rate.
+
+With several worker processes (PGCAPACITY_WORKERS > 1, `serve` sets
+PROMETHEUS_MULTIPROC_DIR) the request, outcome and in-flight series use prometheus-client's
+multiprocess mode: every worker writes them to files in that directory and a scrape
+answered by any worker sums them all. Cache and pool figures, /v1/performance and
+/health/detailed describe the worker that answered.
 """
 
 from __future__ import annotations
 
 import bisect
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 
 BUCKET_SECONDS = 10
 HORIZON_SECONDS = 3600
@@ -95,6 +103,12 @@ class PerformanceWindows:
         return sorted(self._buckets)
 
 
+def multiprocess_dir() -> str | None:
+    """Where the workers' series are, when several processes serve (prometheus-client's
+    own variable, read by it at import)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 class Metrics:
     """The Prometheus registry of one app; `reset()` starts every series again from zero."""
 
@@ -102,9 +116,12 @@ class Metrics:
         self._cache = cache
         self._pool = pool
         self.windows = PerformanceWindows()
+        self.shared = multiprocess_dir() is not None
         self.reset()
 
     def reset(self) -> None:
+        """In multiprocess mode only at start-up: the series live in files all workers share
+        and would come back from them (the admin route refuses it there)."""
         self.registry = CollectorRegistry()
         self.requests = Histogram(
             "pgcapacity_http_request_duration_seconds",
@@ -120,13 +137,42 @@ class Metrics:
             registry=self.registry,
         )
         in_flight = Gauge(
-            "pgcapacity_http_requests_in_flight", "Requests being served", registry=self.registry
+            "pgcapacity_http_requests_in_flight",
+            "Requests being served",
+            registry=self.registry,
+            multiprocess_mode="livesum",  # the live workers' sum
         )
-        in_flight.set_function(lambda: self.windows.in_flight)
-        self.registry.register(_StateCollector(self._cache, self._pool))
+        if self.shared:
+            self.in_flight = in_flight  # each worker writes its count to its file
+        else:
+            in_flight.set_function(lambda: self.windows.in_flight)  # read at scrape time
+            self.in_flight = None
+        self.state = _StateCollector(self._cache, self._pool)
+        self.registry.register(self.state)
         self.windows.reset()
         # Labelled children by label values: labels() validates and locks on every call.
         self._children: dict[tuple, object] = {}
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of a scrape: this app's registry, or with several workers the
+        series of all of them (from their files) and this worker's cache and pool."""
+        if not self.shared:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        registry.register(self.state)
+        return generate_latest(registry)
+
+    def enter(self) -> int:
+        self.windows.in_flight += 1
+        if self.in_flight is not None:
+            self.in_flight.inc()
+        return self.windows.in_flight
+
+    def leave(self) -> None:
+        self.windows.in_flight -= 1
+        if self.in_flight is not None:
+            self.in_flight.dec()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -180,14 +226,13 @@ class MetricsMiddleware(ASGIMiddleware):
             await send(message)
 
         windows = metrics.windows
-        windows.in_flight += 1
-        in_flight = windows.in_flight
+        in_flight = metrics.enter()
         started = time.perf_counter()
         try:
             await next_app(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
-            windows.in_flight -= 1
+            metrics.leave()
             route = scope.get("path_template") or "unmatched"
             metrics.observe(scope["method"], route, status, elapsed)
             handler = scope.get("route_handler")

@@ -9,14 +9,18 @@ pool and listener, then the database server is stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import uvicorn
+from litestar import Litestar
 
 from api import installer, pgserver
 from api.app import create_app
@@ -48,7 +52,9 @@ def _banner(settings: Settings, token: str | None, embedded: bool) -> None:
     base = f"http://{settings.host}:{settings.port}"
     lines = [
         "",
-        f"pgcapacity API on {base}" + (" (embedded PostgreSQL)" if embedded else ""),
+        f"pgcapacity API on {base}"
+        + (" (embedded PostgreSQL)" if embedded else "")
+        + (f", {settings.workers} worker processes" if settings.workers > 1 else ""),
         f"  docs:     {base}/docs",
         f"  health:   {base}/health/detailed",
         f"  metrics:  {base}/metrics",
@@ -60,10 +66,35 @@ def _banner(settings: Settings, token: str | None, embedded: bool) -> None:
     print("\n".join(lines) + "\n", flush=True)
 
 
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+
+
+def worker_app() -> Litestar:
+    """The app of one worker process when PGCAPACITY_WORKERS > 1 (uvicorn's factory)."""
+    _configure_logging(os.environ.get("PGCAPACITY_LOG_LEVEL", "info"))
+    return create_app(Settings.from_env())
+
+
+@contextlib.contextmanager
+def _shared_metrics_dir() -> Iterator[None]:
+    """PROMETHEUS_MULTIPROC_DIR for the workers: an empty directory of this run, removed
+    afterwards, unless the operator gave one (then emptying it between runs is theirs)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="pgcapacity-metrics-") as path:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
 def serve(
     *, embedded_dir: Path | None, migrate: bool, demo_token: bool, log_level: str = "info"
 ) -> int:
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging(log_level)
     server = None
     env = dict(os.environ)
     try:
@@ -88,13 +119,28 @@ def serve(
                 "no PGCAPACITY_CLIENT_TOKENS or PGCAPACITY_ADMIN_TOKEN: writes are refused"
             )
         _banner(settings, token, server is not None)
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=log_level,
-            access_log=False,
-        )
+        if settings.workers == 1:
+            uvicorn.run(
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                log_level=log_level,
+                access_log=False,
+            )
+            return 0
+        # Several processes on one port, each a full instance (pool, cache, listener,
+        # background tasks), built by worker_app() from the environment they inherit.
+        os.environ.update(env | {"PGCAPACITY_LOG_LEVEL": log_level})
+        with _shared_metrics_dir():
+            uvicorn.run(
+                "api.serve:worker_app",
+                factory=True,
+                workers=settings.workers,
+                host=settings.host,
+                port=settings.port,
+                log_level=log_level,
+                access_log=False,
+            )
         return 0
     finally:
         if server is not None:

@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from api import schemas
+from api.background import CHANNEL
 from api.cache import DASHBOARD_KEY, ResultCache
 from api.db import fetch_all, fetch_one
 
@@ -109,6 +110,12 @@ class Capacity:
 
     async def publish_changes(self) -> dict:
         return await fetch_one(self.pool, "SELECT * FROM capacity.publish_changes()")
+
+    async def clear_cache(self) -> None:
+        """Empties this cache now and every instance's through the change channel (the
+        listeners drop everything on '*', this one included)."""
+        self.cache.clear()
+        await fetch_one(self.pool, "SELECT pg_notify(%s, '*') AS sent", (CHANNEL,))
 
     async def upsert_codes(self, specs: list[schemas.CodeSpec]) -> schemas.UpsertResult:
         document = msgspec.json.decode(msgspec.json.encode(specs))

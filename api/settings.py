@@ -52,6 +52,7 @@ class Settings:
     database_url: str
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = 1  # API processes sharing the port (serve); each is a full instance
     admin_token: str | None = None
     client_tokens: tuple[str, ...] = ()
     auth: bool = True
@@ -104,6 +105,7 @@ class Settings:
             database_url=url,
             host=env.get("PGCAPACITY_HOST", "127.0.0.1"),
             port=_int(env, "PGCAPACITY_PORT", 8000, 1),
+            workers=_int(env, "PGCAPACITY_WORKERS", 1, 1),
             admin_token=env.get("PGCAPACITY_ADMIN_TOKEN") or None,
             client_tokens=tokens,
             auth=_flag(env, "PGCAPACITY_AUTH", True),

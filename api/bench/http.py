@@ -24,6 +24,8 @@ from api import pgserver
 from api.bench.report import Row
 from api.bench.workloads import HOT_CODE, SPREAD_CODES
 
+# The client token of the API the bench starts: its writes run with auth on, as deployed.
+TOKEN = "pgcapacity-bench-token"
 # One Lua prelude: random spread codes and a per-thread holder counter.
 PRELUDE = f"""
 local codes = {SPREAD_CODES}
@@ -51,6 +53,7 @@ end
     # POST a claim on a random code, then DELETE it with its token: a claim+release pair,
     # like the SQL rows. Pending releases are queued per thread.
     "http-claim": PRELUDE
+    + f'local auth = "Bearer {TOKEN}"  -- writes are measured with auth on\n'
     + """
 local pending = {}
 claims, releases = 0, 0  -- globals, so that done() can read them with thread:get()
@@ -58,11 +61,12 @@ function setup(thread) thread:set("id", math.random(1, 1e9)) end
 request = function()
   local r = table.remove(pending)
   if r then
-    return wrk.format("DELETE", "/v1/claims/" .. r[1], {["X-Claim-Token"] = r[2]})
+    return wrk.format("DELETE", "/v1/claims/" .. r[1],
+                      {["X-Claim-Token"] = r[2], ["Authorization"] = auth})
   end
   n = n + 1
   return wrk.format("POST", "/v1/codes/" .. code() .. "/claims",
-                    {["Content-Type"] = "application/json"},
+                    {["Content-Type"] = "application/json", ["Authorization"] = auth},
                     '{"holder": "w' .. tostring(id) .. '-' .. n .. '"}')
 end
 response = function(status, headers, body)
@@ -95,18 +99,26 @@ def wrk_path() -> str:
 
 
 @contextmanager
-def api_server(db: str, *, cache_ttl_ms: int, pool_max: int):
-    """`pgcapacity serve` in its own process on a free port; yields its base URL."""
+def api_server(
+    db: str, *, cache_ttl_ms: int, pool_max: int, workers: int = 1, env: dict | None = None
+):
+    """`pgcapacity serve` in its own process on a free port, with `workers` worker processes
+    of `pool_max` connections each and writes open to TOKEN; yields its base URL."""
     port = pgserver.free_port()
-    env = os.environ | {
-        "DATABASE_URL": db,
-        "PGCAPACITY_PORT": str(port),
-        "PGCAPACITY_AUTH": "off",
-        "PGCAPACITY_CACHE_TTL_MS": str(cache_ttl_ms),
-        "PGCAPACITY_POOL_MIN": str(pool_max),
-        "PGCAPACITY_POOL_MAX": str(pool_max),
-        "PGCAPACITY_HOT_CLAIMS_PER_MIN": "0",  # the bench decides which codes are slotted
-    }
+    env = (
+        os.environ
+        | {
+            "DATABASE_URL": db,
+            "PGCAPACITY_PORT": str(port),
+            "PGCAPACITY_WORKERS": str(workers),
+            "PGCAPACITY_CLIENT_TOKENS": TOKEN,
+            "PGCAPACITY_CACHE_TTL_MS": str(cache_ttl_ms),
+            "PGCAPACITY_POOL_MIN": str(pool_max),
+            "PGCAPACITY_POOL_MAX": str(pool_max),
+            "PGCAPACITY_HOT_CLAIMS_PER_MIN": "0",  # the bench decides which codes are slotted
+        }
+        | (env or {})
+    )
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--log-level", "warning"],
@@ -190,22 +202,28 @@ def _ms(text: str, pct: str) -> float | None:
 
 
 def parse(out: str, name: str, clients: int) -> Row:
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    seconds = float(re.search(r"requests in ([\d.]+)(m?s)", out).group(1))
+    m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    requests = int(m.group(1))
+    seconds = float(m.group(2)) / (1000 if m.group(3) == "ms" else 1)
     non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     m = re.search(r"pgcapacity: claims=(\d+) releases=(\d+) errors=(\d+)", out)
     claims, releases, errors = (int(g) for g in m.groups()) if m else (0, 0, 0)
-    per_op = REQUESTS_PER_OP.get(name, 1)
     problems = []
-    if name == "http-claim" and claims - releases > 2 * clients:
-        problems.append(f"{claims - releases} claims not released")  # only those in flight
+    if non2xx + errors:
+        problems.append(f"{non2xx + errors} of {requests} requests failed")
+    if name == "http-claim":
+        ops = releases  # pairs that completed: a claim answered 201, its release released
+        if claims - releases > 2 * clients:
+            problems.append(f"{claims - releases} claims not released")  # only those in flight
+    else:
+        ops = (requests - non2xx - errors) // REQUESTS_PER_OP.get(name, 1)
     return Row(
         workload=name,
         lock_mode=None,
         clients=clients,
         seconds=seconds,
-        ops=int(rps * seconds / per_op),
-        ops_per_s=round(rps / per_op, 1),
+        ops=ops,
+        ops_per_s=round(ops / seconds, 1) if seconds else 0.0,
         p50_ms=_ms(out, "50"),
         p95_ms=None,
         p99_ms=_ms(out, "99"),  # wrk has no p95

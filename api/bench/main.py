@@ -75,6 +75,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also drive the HTTP API (pgcapacity serve) with wrk: cached and uncached status, "
         "batch usage, claim+release",
     )
+    p.add_argument(
+        "--http-workers",
+        type=int,
+        nargs="+",
+        default=sorted({1, os.cpu_count() or 1}),
+        metavar="N",
+        help="API worker processes (PGCAPACITY_WORKERS) of the HTTP rows, one set of rows per "
+        "value (1 and one per CPU)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
 
@@ -199,7 +208,7 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
                         _progress(f"{label} {row.ops_per_s:>8.0f} ops/s{verdict}", done=True)
                 if args.http:
                     for row in _http_rows(db, args):
-                        runs.setdefault((row.workload, None, row.clients), []).append(row)
+                        runs.setdefault((row.workload, row.lock_mode, row.clients), []).append(row)
             finally:
                 stop_publishing()
                 for c in conns:
@@ -220,19 +229,30 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
 def _http_rows(db: str, args: argparse.Namespace) -> list[Row]:
     """The HTTP rows: a server with the cache for the cached status, one without for the rest."""
     rows = []
-    pool = min(max(args.clients), 20)
+    for workers in args.http_workers:
+        rows += _http_rows_of(db, args, workers)
+    return rows
+
+
+def _http_rows_of(db: str, args: argparse.Namespace, workers: int) -> list[Row]:
+    rows = []
+    # The same database connections in all, whatever the number of workers.
+    pool = -(-min(max(args.clients), 20) // workers)
+    config = f"{workers} worker" + ("s" if workers > 1 else "")
     for cache_ttl, names in ((1000, ["http-status-cached"]), (0, http.HTTP_WORKLOADS[1:])):
-        with http.api_server(db, cache_ttl_ms=cache_ttl, pool_max=pool) as base:
+        with http.api_server(db, cache_ttl_ms=cache_ttl, pool_max=pool, workers=workers) as base:
             for clients in args.clients:
                 for name in names:
                     with psycopg.connect(db, autocommit=True) as conn:
                         workloads.reset(conn, max(args.clients))
                     row = http.run_wrk(base, name, clients, args.seconds)
+                    row.lock_mode = config
                     if row.audited:
                         with psycopg.connect(db) as conn:
                             row.problems += workloads.invariant_problems(conn)
                     _progress(
-                        f"[http] {name:<19}{clients:>3} clients {row.ops_per_s:>8.0f} ops/s",
+                        f"[http] {name:<19}{config:<10}{clients:>3} clients"
+                        f" {row.ops_per_s:>8.0f} ops/s",
                         done=True,
                     )
                     rows.append(row)
@@ -279,5 +299,6 @@ def _title(meta: dict) -> str:
         f"warm-up, median of {meta['repeat']}; {meta['elapsed_s']} s in all.\n"
         "ops/s: successful ops (claim+release pairs; reads: check + usage_batch); latencies "
         "in ms per op; give-up: share of attempts abandoned to contention; x base: ops/s over "
-        "the workload's baseline at the same clients; x raw: over the raw-update pair.\n"
+        "the workload's baseline at the same clients; x raw: over the raw-update pair; mode "
+        "of an HTTP row: the API's worker processes.\n"
     )

@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 
 from api.auth import ADMINS
+from api.errors import ApiError
 from api.routes.common import BEARER, CodePath, errors, service
 from api.schemas import (
     ExpireRequest,
@@ -99,9 +100,11 @@ class AdminController(Controller):
         summary="Drop every cached result",
     )
     async def clear_cache(self, state: State) -> dict:
-        """Returns the cache statistics from just before the clear."""
+        """Drops this instance's cache and tells every other instance and worker to drop
+        theirs (the change feed's NOTIFY). Returns this instance's cache statistics from
+        just before the clear."""
         before = asdict(state.cache.stats())
-        state.cache.clear()
+        await service(state).clear_cache()
         return {"cleared": True, "before": before}
 
     @post(
@@ -112,6 +115,13 @@ class AdminController(Controller):
         summary="Reset Prometheus series and performance windows",
     )
     async def reset_metrics(self, state: State) -> dict:
-        """Counters restart from zero (Prometheus treats it as a restart)."""
+        """Counters restart from zero (Prometheus treats it as a restart). Refused (403) with
+        several workers: their series live in files they all share."""
+        if state.metrics.shared:
+            raise ApiError(
+                "FORBIDDEN",
+                "metrics cannot be reset while several workers share them",
+                {"hint": "restart the API to start every series again (PGCAPACITY_WORKERS > 1)"},
+            )
         state.metrics.reset()
         return {"reset": True}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict
 
 from litestar import Controller, Response, get
 from litestar.datastructures import State
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from api import __version__
 from api.db import fetch_one
@@ -103,6 +104,8 @@ class HealthController(Controller):
                 "failures": state.tuner.failures,
             },
             "uptime_seconds": round(time.monotonic() - state.started, 1),
+            # With PGCAPACITY_WORKERS > 1, which worker answered (pool and cache are its own).
+            "worker": {"pid": os.getpid(), "workers": state.settings.workers},
             "recommendations": advice,
         }
         return Response(body, status_code=503 if status == "unhealthy" else 200)
@@ -120,7 +123,7 @@ class MetricsController(Controller):
     )
     async def metrics(self, state: State) -> Response[bytes]:
         """Request latency per route, operation outcomes by error name, cache and pool."""
-        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @get("/v1/performance", operation_id="performance", summary="Latency and throughput windows")
     async def performance(self, state: State) -> dict:
