@@ -69,11 +69,22 @@ class ResultCache:
             self.hits += 1
         return value
 
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    def still_fresh(self, codes: Iterable[str], ticket: int) -> bool:
+        """Whether a value read since `ticket` still describes `codes`: no write to one of
+        them (and no clear) was heard here since."""
+        return ticket >= self._floor and not any(
+            self._invalidated_at.get(code, -1) > ticket for code in codes
+        )
+
     def put(self, key: Hashable, value, codes: Iterable[str], ticket: int) -> None:
-        if not self._enabled or ticket < self._floor:
+        if not self._enabled:
             return
         codes = list(codes)
-        if any(self._invalidated_at.get(code, -1) > ticket for code in codes):
+        if not self.still_fresh(codes, ticket):
             return  # a write to one of these codes landed while we were reading
         self._data[key] = value
         for code in codes:

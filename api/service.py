@@ -6,6 +6,8 @@ invalidate the codes they touched at once (other instances hear it through NOTIF
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 from psycopg.rows import args_row
 from psycopg.types.json import Jsonb
@@ -15,6 +17,8 @@ from api import schemas
 from api.background import CHANNEL
 from api.cache import DASHBOARD_KEY, ResultCache
 from api.db import fetch_all, fetch_one
+
+_FAILED = object()  # what waiters get from a load that raised or was cancelled
 
 # usage_batch's columns named in CodeStatus's field order, so that each row becomes a
 # CodeStatus from its values (a dict per row and CodeStatus(**row) cost 1 us a code).
@@ -26,6 +30,7 @@ class Capacity:
         self.pool = pool
         self.cache = cache
         self.lock_mode = lock_mode
+        self._loading: dict = {}  # key -> (ticket, future of the value) of loads under way
 
     async def claim(self, code: str, holder: str, lock_mode: str | None) -> schemas.Claim:
         mode = lock_mode or self.lock_mode
@@ -57,11 +62,36 @@ class Capacity:
 
     async def _cached(self, key, load, codes_of):
         """The cached value of `key`, else `load()`; stored unless a write to one of
-        `codes_of(value)` landed while loading (see ResultCache.put)."""
+        `codes_of(value)` landed while loading (see ResultCache.put).
+
+        Misses of one key while it is being loaded wait for that load instead of each
+        going to the database: when a popular code's entry expires under hundreds of
+        readers they would otherwise all query it at once, and queue for the pool (seen:
+        stalls of up to a second with two workers on 2 cores). A waiter takes the value
+        only if no write to its codes was heard here since the load began (a client
+        reads its own writes), else it loads for itself. Only with the cache on: with it
+        off, every read is the database's answer after the request arrived."""
         if (hit := self.cache.get(key)) is not None:
             return hit
+        if (loading := self._loading.get(key)) is not None:
+            ticket, done = loading
+            value = await asyncio.shield(done)
+            if value is not _FAILED and self.cache.still_fresh(codes_of(value), ticket):
+                return value
+        return await self._load(key, load, codes_of)
+
+    async def _load(self, key, load, codes_of):
         ticket = self.cache.ticket()
-        value = await load()
+        loading = (ticket, asyncio.get_running_loop().create_future())
+        if self.cache.enabled:
+            self._loading.setdefault(key, loading)
+        value = _FAILED  # the waiters load for themselves (the error is this caller's)
+        try:
+            value = await load()
+        finally:
+            if self._loading.get(key) is loading:
+                del self._loading[key]
+            loading[1].set_result(value)
         self.cache.put(key, value, codes_of(value), ticket)
         return value
 
