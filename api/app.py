@@ -95,7 +95,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         state=state,
         lifespan=[lifespan],
-        middleware=[MetricsMiddleware()],
+        middleware=[MetricsMiddleware],
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

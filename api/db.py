@@ -90,9 +90,13 @@ def make_pool(settings: Settings) -> Pool:
     )
 
 
-async def fetch_one(pool: AsyncConnectionPool, query: str, params: tuple = ()) -> dict:
+async def fetch_one(
+    pool: AsyncConnectionPool, query: str, params: tuple = (), row_factory: Any = None
+) -> Any:
+    """The first row, as a dict unless another psycopg row factory is given."""
     async with pool.connection() as conn:
-        cur = await conn.execute(query, params)
+        cur = conn.cursor(row_factory=row_factory) if row_factory else conn.cursor()
+        await cur.execute(query, params)
         return await cur.fetchone()
 
 

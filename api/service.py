@@ -20,9 +20,17 @@ from api.db import fetch_all, fetch_one
 
 _FAILED = object()  # what waiters get from a load that raised or was cancelled
 
-# usage_batch's columns named in CodeStatus's field order, so that each row becomes a
-# CodeStatus from its values (a dict per row and CodeStatus(**row) cost 1 us a code).
-STATUS_COLUMNS = ", ".join(schemas.CodeStatus.__struct_fields__)
+
+def _columns(struct) -> str:
+    """A SELECT list of a result's columns in `struct`'s field order, so that each row
+    becomes the struct from its values (psycopg's args_row): no dict per row (a dict and
+    Struct(**row) cost 1 us a row)."""
+    return ", ".join(struct.__struct_fields__)
+
+
+STATUS_COLUMNS = _columns(schemas.CodeStatus)
+CLAIM = f"SELECT {_columns(schemas.Claim)} FROM capacity.claim"
+RELEASE = f"SELECT {_columns(schemas.Release)} FROM capacity.release"
 
 
 class Capacity:
@@ -34,23 +42,27 @@ class Capacity:
 
     async def claim(self, code: str, holder: str, lock_mode: str | None) -> schemas.Claim:
         mode = lock_mode or self.lock_mode
+        as_claim = args_row(schemas.Claim)
         if mode is None:
-            row = await fetch_one(self.pool, "SELECT * FROM capacity.claim(%s, %s)", (code, holder))
+            claim = await fetch_one(self.pool, f"{CLAIM}(%s, %s)", (code, holder), as_claim)
         else:
-            row = await fetch_one(
-                self.pool, "SELECT * FROM capacity.claim(%s, %s, %s)", (code, holder, mode)
+            claim = await fetch_one(
+                self.pool, f"{CLAIM}(%s, %s, %s)", (code, holder, mode), as_claim
             )
-        if not row["already_held"]:
-            self.cache.invalidate([row["code"]])
-        return schemas.Claim(**row)
+        if not claim.already_held:
+            self.cache.invalidate([claim.code])
+        return claim
 
     async def release(self, claim_id: int, token) -> schemas.Release:
-        row = await fetch_one(
-            self.pool, "SELECT * FROM capacity.release(%s::bigint, %s::uuid)", (claim_id, token)
+        release = await fetch_one(
+            self.pool,
+            f"{RELEASE}(%s::bigint, %s::uuid)",
+            (claim_id, token),
+            args_row(schemas.Release),
         )
-        if row["released"]:
-            self.cache.invalidate([row["code"]])
-        return schemas.Release(**row)
+        if release.released:
+            self.cache.invalidate([release.code])
+        return release
 
     async def heartbeat(self, claim_id: int, token) -> schemas.Heartbeat:
         row = await fetch_one(

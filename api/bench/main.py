@@ -206,9 +206,10 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
                         runs.setdefault((name, mode, clients), []).append(row)
                         verdict = "" if not row.problems else "  FAIL: " + "; ".join(row.problems)
                         _progress(f"{label} {row.ops_per_s:>8.0f} ops/s{verdict}", done=True)
-                if args.http:
-                    for row in _http_rows(db, args):
-                        runs.setdefault((row.workload, row.lock_mode, row.clients), []).append(row)
+                    if args.http:  # in every round too: the HTTP rows are medians like the rest
+                        for row in _http_rows(db, args):
+                            key = (row.workload, row.lock_mode, row.clients)
+                            runs.setdefault(key, []).append(row)
             finally:
                 stop_publishing()
                 for c in conns:
