@@ -72,7 +72,7 @@ def _configure_logging(level: str) -> None:
 
 def worker_app() -> Litestar:
     """The app of one worker process when PGCAPACITY_WORKERS > 1 (uvicorn's factory)."""
-    _configure_logging(os.environ.get("PGCAPACITY_LOG_LEVEL", "info"))
+    _configure_logging(os.environ.get("_PGCAPACITY_WORKER_LOG_LEVEL", "info"))
     return create_app(Settings.from_env())
 
 
@@ -130,7 +130,8 @@ def serve(
             return 0
         # Several processes on one port, each a full instance (pool, cache, listener,
         # background tasks), built by worker_app() from the environment they inherit.
-        os.environ.update(env | {"PGCAPACITY_LOG_LEVEL": log_level})
+        # (the leading underscore: how serve tells its workers, not a setting)
+        os.environ.update(env | {"_PGCAPACITY_WORKER_LOG_LEVEL": log_level})
         with _shared_metrics_dir():
             uvicorn.run(
                 "api.serve:worker_app",
