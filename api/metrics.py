@@ -150,7 +150,8 @@ class Metrics:
         self.registry.register(self.state)
         self.windows.reset()
         # Labelled children by label values: labels() validates and locks on every call.
-        self._children: dict[tuple, object] = {}
+        self._request_children: dict[tuple[str, str, int], object] = {}
+        self._outcome_children: dict[tuple[str, str], object] = {}
 
     def exposition(self) -> bytes:
         """The Prometheus text of a scrape: this app's registry, or with several workers the
@@ -175,14 +176,14 @@ class Metrics:
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
-        if (child := self._children.get(key)) is None:
-            child = self._children[key] = self.requests.labels(method, route, str(status))
+        if (child := self._request_children.get(key)) is None:
+            child = self._request_children[key] = self.requests.labels(method, route, str(status))
         child.observe(seconds)
 
     def count(self, operation: str, outcome: str) -> None:
         key = (operation, outcome)
-        if (child := self._children.get(key)) is None:
-            child = self._children[key] = self.outcomes.labels(operation, outcome)
+        if (child := self._outcome_children.get(key)) is None:
+            child = self._outcome_children[key] = self.outcomes.labels(operation, outcome)
         child.inc()
 
 
@@ -223,7 +224,6 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        next_app = self.app
         metrics: Metrics = scope["app"].state.metrics
         status = 500
 
@@ -237,7 +237,7 @@ class MetricsMiddleware:
         in_flight = metrics.enter()
         started = time.perf_counter()
         try:
-            await next_app(scope, receive, send_wrapper)
+            await self.app(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             metrics.leave()
