@@ -1,22 +1,28 @@
 """How much of the HTTP claim's cost is pgcapacity's API, and how much the stack it is built on.
 
-Serves the bench's claim+release with the thinnest app the stack allows (Litestar, uvicorn
-and a psycopg pool, one SQL call per request: no middleware, auth, metrics, cache, schemas
-or background tasks) and drives it with make bench's own wrk script (`http-claim`), then
-the real API (`pgcapacity serve`) the same way, interleaved, on one scratch database:
+Runs make bench's claim+release three ways, interleaved, on one scratch database: direct
+SQL (the bench's `spread` row in advisory mode: client threads with blocking psycopg), the
+thinnest app the stack allows (Litestar, uvicorn and a psycopg pool, one SQL call per
+request: no middleware, auth, metrics, cache, schemas or background tasks) and the real API
+(`pgcapacity serve`, one process, auth on), both under make bench's own wrk script
+(`http-claim`). Each row also says where the CPU went per pair (from /proc: the client or
+API process, all `postgres` processes when the server is local, wrk) and how the API
+process was scheduled (schedstat: seconds running and waiting runnable, per second):
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/http_floor.py
 
-Without DATABASE_URL it uses a private durable server, as make bench does. Compare both
-with make bench's `spread` row (direct SQL) of a run close in time.
+Without DATABASE_URL it uses a private durable server, as make bench does. Linux only.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -27,6 +33,7 @@ from psycopg_pool import AsyncConnectionPool
 CLIENTS = 32
 SECONDS = 5
 ROUNDS = 2
+POOL = 20  # connections of both apps, as make bench gives its HTTP rows
 pool: AsyncConnectionPool | None = None
 
 
@@ -54,8 +61,8 @@ async def _open_pool() -> None:
     global pool
     pool = AsyncConnectionPool(
         os.environ["DATABASE_URL"],
-        min_size=16,
-        max_size=16,
+        min_size=POOL,
+        max_size=POOL,
         kwargs={"autocommit": True},
         open=False,
     )
@@ -96,30 +103,118 @@ def _bare_server(db: str):
     raise SystemExit("the bare app did not start")
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_seconds() -> float:
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().startswith("postgres"):
+                total += _cpu_seconds(int(entry))
+        except OSError:  # gone meanwhile
+            pass
+    return total
+
+
+def _listening_pid(port: int) -> int:
+    """The process listening on 127.0.0.1:`port` (from /proc/net/tcp and the fds)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        cols = line.split()
+        if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+            inodes.add(f"socket:[{cols[9]}]")
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                for fd in os.listdir(f"/proc/{entry}/fd"):
+                    if os.readlink(f"/proc/{entry}/fd/{fd}") in inodes:
+                        return int(entry)
+            except OSError:
+                pass
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+@contextmanager
+def _accounted(pid: int | None):
+    """Yields a dict filled on exit with CPU seconds (`own`: process `pid`, or this one;
+    `postgres`; `wrk`: waited-for children) and `pid`'s schedstat seconds."""
+    pid = pid or os.getpid()
+    sched = lambda: [int(v) / 1e9 for v in Path(f"/proc/{pid}/schedstat").read_text().split()[:2]]  # noqa: E731
+    kids = lambda: (r := resource.getrusage(resource.RUSAGE_CHILDREN)).ru_utime + r.ru_stime  # noqa: E731
+    before = (_cpu_seconds(pid), _postgres_seconds(), kids(), sched(), time.monotonic())
+    out: dict = {}
+    yield out
+    after = (_cpu_seconds(pid), _postgres_seconds(), kids(), sched(), time.monotonic())
+    out["wall"] = after[4] - before[4]
+    for i, key in enumerate(("own", "postgres", "wrk")):
+        out[key] = after[i] - before[i]
+    out["run"], out["wait"] = (a - b for a, b in zip(after[3], before[3], strict=True))
+
+
+def _report(label: str, pairs_per_s: float, p99: float | None, used: dict) -> None:
+    pairs = pairs_per_s * used["wall"]
+    per_pair = "  ".join(
+        f"{key} {1e6 * used[key] / pairs:4.0f}" for key in ("own", "postgres", "wrk") if used[key]
+    )
+    busy = (used["own"] + used["postgres"] + used["wrk"]) / used["wall"]
+    sched = (
+        f", API process ran {used['run'] / used['wall']:.2f} s/s, "
+        f"waited runnable {used['wait'] / used['wall']:.2f} s/s"
+        if label != "direct SQL"  # (its clients are threads: no one process to follow)
+        else ""
+    )
+    print(
+        f"{label:<11} {pairs_per_s:6.0f}  p99 {p99 or 0:5.1f} ms | us/pair: {per_pair} | "
+        f"cores busy {busy:.2f}{sched}",
+        flush=True,
+    )
+
+
 def main() -> None:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from api.bench import http, workloads
+    from api.bench import http, runner, workloads
     from api.bench.main import scratch_database
 
+    spread = workloads.WORKLOADS["spread"].make_op("advisory", 0)
     with scratch_database(os.environ.get("DATABASE_URL")) as (db, _):
         with psycopg.connect(db, autocommit=True) as conn:
             workloads.install(conn)
-        print(f"http-claim (claim+release pairs/s), {CLIENTS} clients, {SECONDS} s per run")
-        for _ in range(ROUNDS):
-            for label in ("bare", "pgcapacity"):
+        print(
+            f"claim+release pairs/s, {CLIENTS} clients, {SECONDS} s per run; CPU per pair of the "
+            "client (SQL) or API process ('own'), PostgreSQL and wrk"
+        )
+        for rnd in range(ROUNDS):
+            for label in ("direct SQL", "bare", "pgcapacity"):
                 with psycopg.connect(db, autocommit=True) as conn:
                     workloads.reset(conn, CLIENTS)
+                if label == "direct SQL":
+                    conns = [psycopg.connect(db, autocommit=True) for _ in range(CLIENTS)]
+                    try:
+                        with _accounted(None) as used:
+                            m = runner.measure(conns, spread, seconds=SECONDS, warmup=0, seed=rnd)
+                    finally:
+                        for c in conns:
+                            c.close()
+                    _report(label, m.throughput, m.percentile_ms(0.99), used)
+                    continue
                 if label == "bare":
                     proc, base = _bare_server(db)
                     try:
-                        row = http.run_wrk(base, "http-claim", CLIENTS, SECONDS)
+                        with _accounted(proc.pid) as used:
+                            row = http.run_wrk(base, "http-claim", CLIENTS, SECONDS)
                     finally:
                         proc.terminate()
                         proc.wait()
                 else:
-                    with http.api_server(db, cache_ttl_ms=0, pool_max=16) as base:
+                    with (
+                        http.api_server(db, cache_ttl_ms=0, pool_max=POOL) as base,
+                        _accounted(_listening_pid(int(base.rsplit(":", 1)[1]))) as used,
+                    ):
                         row = http.run_wrk(base, "http-claim", CLIENTS, SECONDS)
-                print(f"{label:<11} {row.ops_per_s:8.0f}  p99 {row.p99_ms} ms  errors {row.errors}")
+                _report(label, row.ops_per_s, row.p99_ms, used)
 
 
 if __name__ == "__main__":
