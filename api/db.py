@@ -90,12 +90,17 @@ def make_pool(settings: Settings) -> Pool:
     )
 
 
+def _cursor(conn: psycopg.AsyncConnection, row_factory: Any) -> psycopg.AsyncCursor:
+    """A cursor with `row_factory`, or the connection's own (dict rows)."""
+    return conn.cursor(row_factory=row_factory) if row_factory else conn.cursor()
+
+
 async def fetch_one(
     pool: AsyncConnectionPool, query: str, params: tuple = (), row_factory: Any = None
 ) -> Any:
     """The first row, as a dict unless another psycopg row factory is given."""
     async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=row_factory) if row_factory else conn.cursor()
+        cur = _cursor(conn, row_factory)
         await cur.execute(query, params)
         return await cur.fetchone()
 
@@ -105,7 +110,7 @@ async def fetch_all(
 ) -> list[Any]:
     """Every row, as dicts unless another psycopg row factory is given."""
     async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=row_factory) if row_factory else conn.cursor()
+        cur = _cursor(conn, row_factory)
         await cur.execute(query, params)
         return await cur.fetchall()
 

@@ -31,6 +31,9 @@ def _columns(struct) -> str:
 STATUS_COLUMNS = _columns(schemas.CodeStatus)
 CLAIM = f"SELECT {_columns(schemas.Claim)} FROM capacity.claim"
 RELEASE = f"SELECT {_columns(schemas.Release)} FROM capacity.release"
+AS_STATUS, AS_CLAIM, AS_RELEASE = (
+    args_row(struct) for struct in (schemas.CodeStatus, schemas.Claim, schemas.Release)
+)
 
 
 class Capacity:
@@ -42,12 +45,11 @@ class Capacity:
 
     async def claim(self, code: str, holder: str, lock_mode: str | None) -> schemas.Claim:
         mode = lock_mode or self.lock_mode
-        as_claim = args_row(schemas.Claim)
         if mode is None:
-            claim = await fetch_one(self.pool, f"{CLAIM}(%s, %s)", (code, holder), as_claim)
+            claim = await fetch_one(self.pool, f"{CLAIM}(%s, %s)", (code, holder), AS_CLAIM)
         else:
             claim = await fetch_one(
-                self.pool, f"{CLAIM}(%s, %s, %s)", (code, holder, mode), as_claim
+                self.pool, f"{CLAIM}(%s, %s, %s)", (code, holder, mode), AS_CLAIM
             )
         if not claim.already_held:
             self.cache.invalidate([claim.code])
@@ -58,7 +60,7 @@ class Capacity:
             self.pool,
             f"{RELEASE}(%s::bigint, %s::uuid)",
             (claim_id, token),
-            args_row(schemas.Release),
+            AS_RELEASE,
         )
         if release.released:
             self.cache.invalidate([release.code])
@@ -120,7 +122,7 @@ class Capacity:
                 self.pool,
                 f"SELECT {STATUS_COLUMNS} FROM capacity.usage_batch(%s)",
                 (codes,),
-                row_factory=args_row(schemas.CodeStatus),
+                row_factory=AS_STATUS,
             )
             return schemas.Usage(statuses)
 
