@@ -182,11 +182,16 @@ async def test_health_reports_an_unreachable_database(authdb, admin_conninfo):
     async with api_client(settings_for(authdb, pool_timeout_ms=300)) as c:
         with psycopg.connect(admin_conninfo, autocommit=True) as admin:
             admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            # pg_terminate_backend only signals: wait until every session of the database is
+            # gone (one that was still starting up shows itself later and is ended too).
+            deadline = time.monotonic() + 30
+            while admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE datname = %s AND pid <> pg_backend_pid()",
                 (name,),
-            )
+            ).fetchone()[0]:
+                assert time.monotonic() < deadline, "sessions of the database did not end"
+                time.sleep(0.02)
             try:
                 r = await c.get("/health/ready")
                 assert r.status_code == 503 and r.json()["ready"] is False
