@@ -12,11 +12,9 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 
-from litestar import Request
-from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import ApiError, handle_exception
+from api.errors import ApiError, send_error
 from api.settings import Settings
 
 
@@ -70,26 +68,28 @@ def require_admin(settings: Settings, token: str | None) -> None:
     raise ApiError("UNAUTHORIZED", "the bearer token is not valid")
 
 
-class TokenAuth(ASGIMiddleware):
-    """Lets a request through when `require(settings, token)` passes, else answers with its
-    error. Route middleware runs outside the route's exception handling, so the refusal is
-    rendered here, by the app's own handler, and sent through the middleware above (the
-    metrics see its status and error name)."""
-
-    scopes = ("http",)
+class TokenAuth:
+    """Route middleware letting a request through when `require(settings, token)` passes,
+    else answering with its error (a plain ASGI wrapper: ASGIMiddleware's per-request scope
+    and exclusion checks have nothing to do here). Route middleware runs outside the
+    route's exception handling, so the refusal is rendered here, by the app's own handler,
+    and sent through the middleware above (the metrics see its status and error name)."""
 
     def __init__(self, require: Callable[[Settings, str | None], None]) -> None:
         self.require = require
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        try:
-            self.require(scope["app"].state.settings, presented_token(scope))
-        except ApiError as refusal:
-            request = Request(scope, receive, send)
-            response = handle_exception(request, refusal)
-            await response.to_asgi_response(app=None, request=request)(scope, receive, send)
-            return
-        await next_app(scope, receive, send)
+    def __call__(self, app: ASGIApp) -> ASGIApp:
+        require = self.require
+
+        async def token_auth(scope: Scope, receive: Receive, send: Send) -> None:
+            try:
+                require(scope["app"].state.settings, presented_token(scope))
+            except ApiError as refusal:
+                await send_error(scope, receive, send, refusal)
+                return
+            await app(scope, receive, send)
+
+        return token_auth
 
 
 WRITERS = TokenAuth(require_writer)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import psycopg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import Receive, Scope, Send
 from psycopg_pool import PoolTimeout
 
 log = logging.getLogger("pgcapacity.api")
@@ -155,3 +156,12 @@ def handle_exception(request: Request, exc: Exception) -> Response:
         error = ApiError("INTERNAL_ERROR", "unexpected error; nothing was changed")
     request.state.error_name = error.name
     return render(error, catalog)
+
+
+async def send_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answers with `exc` rendered by `handle_exception`: for route middleware, which runs
+    outside the route's exception handling (the metrics middleware still sees the status
+    and the error name)."""
+    request = Request(scope, receive, send)
+    response = handle_exception(request, exc)
+    await response.to_asgi_response(app=None, request=request)(scope, receive, send)

@@ -1,11 +1,11 @@
 """How much of the HTTP claim's cost is pgcapacity's API, and how much the stack it is built on.
 
-Runs make bench's claim+release three ways, interleaved, on one scratch database: direct
+Runs make bench's claim+release four ways, interleaved, on one scratch database: direct
 SQL (the bench's `spread` row in advisory mode: client threads with blocking psycopg), the
-thinnest app the stack allows (Litestar, uvicorn and a psycopg pool, one SQL call per
-request: no middleware, auth, metrics, cache, schemas or background tasks) and the real API
-(`pgcapacity serve`, one process, auth on), both under make bench's own wrk script
-(`http-claim`). Each row also says where the CPU went per pair (from /proc: the client or
+same two endpoints as plain ASGI on uvicorn and a psycopg pool (`raw ASGI`: no framework),
+the thinnest Litestar app (`bare`: one SQL call per request; no middleware, auth, metrics,
+cache, schemas or background tasks) and the real API (`pgcapacity serve`, one process, auth
+on), the three apps under make bench's own wrk script (`http-claim`). Each row also says where the CPU went per pair (from /proc: the client or
 API process, all `postgres` processes when the server is local, wrk) and how the API
 process was scheduled (schedstat: seconds running and waiting runnable, per second):
 
@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import msgspec
 import psycopg
 from litestar import Litestar, delete, post
 from litestar.params import Parameter
@@ -72,7 +73,45 @@ async def _open_pool() -> None:
 app = Litestar([claim, release], on_startup=[_open_pool])
 
 
-def _bare_server(db: str):
+async def raw_app(scope, receive, send) -> None:
+    """The same two endpoints as plain ASGI, no framework: what uvicorn and psycopg cost."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] == "lifespan.startup":
+            await _open_pool()
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["method"] not in ("POST", "DELETE"):  # the readiness probe
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if scope["method"] == "POST":
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        query = "SELECT claim_id, token FROM capacity.claim(%s, %s)"
+        params = (scope["path"].split("/")[3], msgspec.json.decode(body)["holder"])
+        status = 201
+    else:
+        query = "SELECT released FROM capacity.release(%s::bigint, %s::uuid)"
+        token = next((v for k, v in scope["headers"] if k == b"x-claim-token"), b"").decode()
+        params = (int(scope["path"].rsplit("/", 1)[1]), token)
+        status = 200
+    async with pool.connection() as conn:
+        cur = await conn.execute(query, params)
+        row = await cur.fetchone()
+    answer = msgspec.json.encode(
+        {"claim_id": row[0], "token": str(row[1])} if status == 201 else {"released": row[0]}
+    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(answer))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer})
+
+
+def _bare_server(db: str, target: str = "http_floor:app"):
     from api import pgserver
 
     port = pgserver.free_port()
@@ -81,7 +120,7 @@ def _bare_server(db: str):
             sys.executable,
             "-m",
             "uvicorn",
-            "http_floor:app",
+            target,
             "--app-dir",
             os.path.dirname(__file__),
             "--port",
@@ -187,7 +226,7 @@ def main() -> None:
             "client (SQL) or API process ('own'), PostgreSQL and wrk"
         )
         for rnd in range(ROUNDS):
-            for label in ("direct SQL", "bare", "pgcapacity"):
+            for label in ("direct SQL", "raw ASGI", "bare", "pgcapacity"):
                 with psycopg.connect(db, autocommit=True) as conn:
                     workloads.reset(conn, CLIENTS)
                 if label == "direct SQL":
@@ -200,8 +239,10 @@ def main() -> None:
                             c.close()
                     _report(label, m.throughput, m.percentile_ms(0.99), used)
                     continue
-                if label == "bare":
-                    proc, base = _bare_server(db)
+                if label in ("raw ASGI", "bare"):
+                    proc, base = _bare_server(
+                        db, "http_floor:" + ("app" if label == "bare" else "raw_app")
+                    )
                     try:
                         with _accounted(proc.pid) as used:
                             row = http.run_wrk(base, "http-claim", CLIENTS, SECONDS)

@@ -4,9 +4,11 @@ older than a write this instance has heard of."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
+from api.background import CHANNEL
 from tests.concurrency import reset
 from tests.http_support import api_client, settings_for
 
@@ -34,7 +36,19 @@ def _quiet_settings(db: str, **overrides):
 
 
 async def _after_first_background_round(app) -> None:
+    """Until the background tasks' first round is done and everything it notified has been
+    heard: the listener's connect and the first round's notifications (the reset's
+    TRUNCATE publishes '*') clear the cache, and one landing mid-test would make every
+    waiter read for itself. Notifications arrive in commit order, so once a marker sent
+    now has been heard, so have they."""
     while app.state.publisher.last_result is None or app.state.refresher.last_result is None:
+        await asyncio.sleep(0.01)
+    await app.state.listener.connected.wait()
+    cache, marker = app.state.cache, f"MARKER-{uuid.uuid4().hex}"
+    ticket = cache.ticket()
+    async with app.state.pool.connection() as conn:
+        await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, marker))
+    while cache.still_fresh([marker], ticket):
         await asyncio.sleep(0.01)
 
 

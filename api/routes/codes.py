@@ -8,6 +8,7 @@ from litestar.params import JSONBody
 
 from api.auth import WRITERS
 from api.errors import ApiError
+from api.fastpath import FAST_CLAIM
 from api.routes.common import BEARER, CodePath, errors, service
 from api.schemas import Claim, ClaimRequest, CodeStatus
 
@@ -38,7 +39,7 @@ class CodesController(Controller):
     @post(
         "/{code:str}/claims",
         operation_id="claimCode",
-        middleware=[WRITERS],
+        middleware=[WRITERS, FAST_CLAIM],  # well-formed claims: api/fastpath.py
         security=BEARER,
         responses=errors(400, 401, 403, 404, 409, 410, 503),
         summary="Claim one unit of a code",
