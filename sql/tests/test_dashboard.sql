@@ -1,11 +1,12 @@
 -- The trigger-refreshed dashboard and the change feed: writes leave marks, publish_changes()
 -- turns them into notifications, refresh_dashboard() catches up.
 BEGIN;
-SELECT plan(24);
+SELECT plan(25);
 
 SELECT lives_ok($$ SELECT capacity.upsert_codes('[{"code": "D1", "max_uses": 10, "pool": "dash"},
                                                   {"code": "D2", "max_uses": 2, "pool": "dash"},
-                                                  {"code": "D3", "max_uses": 5, "pool": "other"}]') $$,
+                                                  {"code": "D3", "max_uses": 5, "pool": "other"},
+                                                  {"code": "D4", "max_uses": 2000000000, "pool": "big"}]') $$,
                 'fixture codes');
 SELECT ok((SELECT count(*) FROM capacity.pending_changes) >= 1, 'upsert left a change mark');
 SELECT results_eq($$ SELECT refreshed, reason FROM capacity.refresh_dashboard() $$,
@@ -33,6 +34,9 @@ SELECT results_eq(
     $$ VALUES ('dash', 2, 2, 1, 2, 11::bigint, 12::bigint, 11, 11, 0),
               ('other', 1, 1, 0, 0, 0::bigint, 5::bigint, 0, 0, 0) $$,
     'the dashboard equals the per-pool aggregate');
+SELECT results_eq($$ SELECT near_capacity_codes, units_total FROM capacity.dashboard WHERE pool = 'big' $$,
+                  $$ VALUES (0, 2000000000::bigint) $$,
+                  'the 90 % test holds near the integer limit (no overflow, not near capacity)');
 SELECT results_eq($$ SELECT pool, claims, expiries FROM capacity.pool_activity ORDER BY pool $$,
                   $$ VALUES ('dash', 11::bigint, 0::bigint) $$,
                   'publishing counted the claims per pool and minute');
