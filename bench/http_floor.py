@@ -5,9 +5,10 @@ SQL (the bench's `spread` row in advisory mode: client threads with blocking psy
 same two endpoints as plain ASGI on uvicorn and a psycopg pool (`raw ASGI`: no framework),
 the thinnest Litestar app (`bare`: one SQL call per request; no middleware, auth, metrics,
 cache, schemas or background tasks) and the real API (`pgcapacity serve`, one process, auth
-on), the three apps under make bench's own wrk script (`http-claim`). Each row also says where the CPU went per pair (from /proc: the client or
-API process, all `postgres` processes when the server is local, wrk) and how the API
-process was scheduled (schedstat: seconds running and waiting runnable, per second):
+on), the three apps under make bench's own wrk script (`http-claim`). Each row also says
+where the CPU went per pair (from /proc: the client or API process, all `postgres`
+processes when the server is local, wrk) and how the API process was scheduled
+(schedstat: seconds running and waiting runnable, per second):
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/http_floor.py
 
@@ -111,7 +112,8 @@ async def raw_app(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": answer})
 
 
-def _bare_server(db: str, target: str = "http_floor:app"):
+def _stack_server(db: str, target: str = "http_floor:app"):
+    """`target` (one of this module's apps) under uvicorn in its own process: (proc, URL)."""
     from api import pgserver
 
     port = pgserver.free_port()
@@ -240,7 +242,7 @@ def main() -> None:
                     _report(label, m.throughput, m.percentile_ms(0.99), used)
                     continue
                 if label in ("raw ASGI", "bare"):
-                    proc, base = _bare_server(
+                    proc, base = _stack_server(
                         db, "http_floor:" + ("app" if label == "bare" else "raw_app")
                     )
                     try:
