@@ -95,7 +95,6 @@ def create_app(settings: Settings) -> Litestar:
         ],
         state=state,
         lifespan=[lifespan],
-        middleware=[MetricsMiddleware],
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -108,6 +107,10 @@ def create_app(settings: Settings) -> Litestar:
             ),
         ),
     )
+    # Timed around the router, not as `middleware=` (Litestar runs that per route, after
+    # routing): requests no route matches (404, 405) are counted too, under route
+    # "unmatched". The same place Litestar's OpenTelemetry plugin wraps.
+    app.asgi_handler = MetricsMiddleware(app.asgi_handler)
     _complete_openapi(app)
     return app
 

@@ -213,9 +213,10 @@ class _StateCollector:
 class MetricsMiddleware:
     """Times every HTTP request; /v1 operations also feed the performance windows.
 
-    A plain ASGI middleware (Litestar builds one per route, `app` being the route's
-    stack): it runs on every request, where ASGIMiddleware's scope and exclusion checks
-    would cost a few microseconds more."""
+    A plain ASGI middleware around Litestar's router (api/app.py), so that requests no
+    route matched are timed too (route "unmatched"); the router fills in the route's
+    template and handler before the call returns. Plain ASGI: ASGIMiddleware's scope and
+    exclusion checks would cost a few microseconds more on every request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -248,6 +248,18 @@ async def test_metrics_and_performance(authdb):
         assert any(a["operation"] == "claimCode" and a["alert"] == "slow" for a in perf["alerts"])
 
 
+async def test_requests_no_route_matched_are_counted(authdb):
+    async with api_client(settings_for(authdb)) as c:
+        assert (await c.get("/v1/nowhere")).status_code == 404
+        assert (await c.put("/v1/codes/AUTH-1")).status_code == 405
+        text = (await c.get("/metrics")).text
+        for method, status in (("GET", 404), ("PUT", 405)):
+            assert (
+                f'pgcapacity_http_request_duration_seconds_count{{method="{method}",'
+                f'route="unmatched",status="{status}"}} 1.0' in text
+            ), text
+
+
 async def test_pool_exhaustion_answers_503_quickly(authdb):
     settings = settings_for(authdb, pool_min=1, pool_max=1, pool_timeout_ms=200)
     async with api_client(settings) as c:
