@@ -12,6 +12,7 @@ import pytest
 from api import cli
 from api.bench import http, workloads
 from api.bench import main as bench_main
+from api.bench.report import Row, by_round
 from api.bench.runner import Measurement
 
 
@@ -35,6 +36,26 @@ def test_every_workload_runs_correctly_with_ratios(admin_conninfo, capsys):
     assert rows[("hot", "wait")]["vs_baseline"] is not None
     assert rows[("read", None)]["vs_baseline"] is not None  # against select1
     assert report["meta"]["server"] == "given" and report["meta"]["version"]
+
+
+def test_repeated_runs_keep_the_ratios_of_every_round(admin_conninfo, capsys):
+    short = ["bench", "--seconds", "0.2", "--warmup", "0.1", "--clients", "2", "--json"]
+    workload = ["--workloads", "spread", "naive-spread", "raw-update", "--modes", "advisory"]
+    args = cli.parser().parse_args([*short, *workload, "--repeat", "2"])
+    assert bench_main.run(args, admin_conninfo) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = {r["workload"]: r for r in report["rows"]}
+    spread = rows["spread"]
+    assert len(spread["vs_baseline_rounds"]) == len(spread["vs_raw_rounds"]) == 2
+    # The median of two rounds is their mean: its ratio lies between the rounds' ratios.
+    low, high = sorted(spread["vs_baseline_rounds"])
+    assert low - 0.01 <= spread["vs_baseline"] <= high + 0.01, spread
+    assert rows["naive-spread"]["vs_baseline_rounds"] == [None, None]  # a baseline itself
+    listed = by_round(
+        [Row(**{k: v for k, v in r.items() if k != "giveup_rate"}) for r in report["rows"]]
+    )
+    assert "spread             advisory       2  x base " in listed
+    assert "raw-update" not in listed  # 1.00x over itself says nothing
 
 
 @pytest.fixture

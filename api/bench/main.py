@@ -24,7 +24,7 @@ import psycopg
 
 from api import installer, pgserver
 from api.bench import http, workloads
-from api.bench.report import Row, add_ratios, as_json, table
+from api.bench.report import Row, add_ratios, as_json, by_round, ratios_of, table
 from api.bench.runner import measure
 
 DEFAULT_WORKLOADS = list(workloads.WORKLOADS)
@@ -178,6 +178,7 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
     plan = _plan(args)
     started = time.monotonic()
     runs: dict[tuple, list[Row]] = {}
+    rounds: list[list[Row]] = []
     with scratch_database(server_conninfo) as (db, kind):
         options = "-c lock_timeout=5000 -c application_name=pgcapacity-bench"
         with psycopg.connect(db, autocommit=True) as admin:
@@ -197,6 +198,7 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
             try:
                 total = len(plan) * args.repeat
                 for r in range(args.repeat):
+                    rounds.append([])
                     for i, (name, mode, clients) in enumerate(plan):
                         label = (
                             f"[{r * len(plan) + i + 1:>3}/{total}] {name:<13}{mode or '-':<9}"
@@ -204,18 +206,23 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
                         )
                         row = run_row(admin, conns, name, mode, clients, args, label)
                         runs.setdefault((name, mode, clients), []).append(row)
+                        rounds[-1].append(row)
                         verdict = "" if not row.problems else "  FAIL: " + "; ".join(row.problems)
                         _progress(f"{label} {row.ops_per_s:>8.0f} ops/s{verdict}", done=True)
                     if args.http:  # in every round too: the HTTP rows are medians like the rest
                         for row in _http_rows(db, args):
                             key = (row.workload, row.lock_mode, row.clients)
                             runs.setdefault(key, []).append(row)
+                            rounds[-1].append(row)
             finally:
                 stop_publishing()
                 for c in conns:
                     c.close()
+    baseline_of = {n: w.baseline for n, w in workloads.WORKLOADS.items()} | http.SQL_COUNTERPART
+    # Before _median(), which gives the row it keeps the median throughput.
+    per_round = [ratios_of(each, baseline_of) for each in rounds] if len(rounds) > 1 else []
     rows = [_median(v) for v in runs.values()]
-    add_ratios(rows, {n: w.baseline for n, w in workloads.WORKLOADS.items()} | http.SQL_COUNTERPART)
+    add_ratios(rows, baseline_of, per_round)
     order = DEFAULT_WORKLOADS + http.HTTP_WORKLOADS
     rows.sort(key=lambda r: (order.index(r.workload), r.lock_mode or "", r.clients))
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
@@ -224,6 +231,8 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
     else:
         print(_title(meta))
         print(table(rows))
+        if rounds_text := by_round(rows):
+            print("\n" + rounds_text)
     return 1 if any(r.problems for r in rows) else 0
 
 

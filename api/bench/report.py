@@ -26,6 +26,9 @@ class Row:
     audited: bool = True
     vs_baseline: float | None = None
     vs_raw: float | None = None
+    # With --repeat: the same ratios in each round, over the baselines of that round.
+    vs_baseline_rounds: list[float | None] = field(default_factory=list)
+    vs_raw_rounds: list[float | None] = field(default_factory=list)
 
     @property
     def attempts(self) -> int:
@@ -36,17 +39,57 @@ class Row:
         return self.giveups / self.attempts if self.attempts else 0.0
 
 
-def add_ratios(rows: list[Row], baseline_of: dict[str, str | None]) -> None:
-    """vs_baseline: ops/s over the workload's baseline at the same client count; vs_raw:
-    over the raw random-row UPDATE pair."""
+def _key(r: Row) -> tuple:
+    return (r.workload, r.lock_mode, r.clients)
+
+
+def ratios_of(rows: list[Row], baseline_of: dict[str, str | None]) -> dict[tuple, tuple]:
+    """Each row's (ops/s over its baseline at the same client count, over raw-update)."""
     # Baselines have no lock mode; a pgcapacity workload as a baseline (for the HTTP rows)
     # counts in its default mode.
     best = {(r.workload, r.clients): r.ops_per_s for r in rows if r.lock_mode in (None, "advisory")}
+    ratios = {}
     for r in rows:
         base = best.get((baseline_of.get(r.workload), r.clients))
         raw = best.get(("raw-update", r.clients))
-        r.vs_baseline = round(r.ops_per_s / base, 2) if base else None
-        r.vs_raw = round(r.ops_per_s / raw, 2) if raw and r.workload != "select1" else None
+        ratios[_key(r)] = (
+            round(r.ops_per_s / base, 2) if base else None,
+            round(r.ops_per_s / raw, 2) if raw and r.workload != "select1" else None,
+        )
+    return ratios
+
+
+def add_ratios(
+    rows: list[Row], baseline_of: dict[str, str | None], per_round: list[dict] = ()
+) -> None:
+    """vs_baseline: ops/s over the workload's baseline at the same client count; vs_raw:
+    over the raw random-row UPDATE pair. `per_round`: ratios_of() each --repeat round's
+    runs, kept with the row (the machine's speed drifts between rounds, so they say how far
+    one run's ratio can be trusted)."""
+    ratios = ratios_of(rows, baseline_of)
+    for r in rows:
+        r.vs_baseline, r.vs_raw = ratios[_key(r)]
+        seen = [each[_key(r)] for each in per_round if _key(r) in each]
+        r.vs_baseline_rounds = [base for base, _ in seen]
+        r.vs_raw_rounds = [raw for _, raw in seen]
+
+
+def by_round(rows: list[Row]) -> str:
+    """The per-round ratios of the rows that have them, a line each ('' without rounds)."""
+    lines = []
+    for r in rows:
+        parts = [
+            f"{name} " + " ".join(_ratio(v) for v in values)
+            for name, values in (("x base", r.vs_baseline_rounds), ("x raw", r.vs_raw_rounds))
+            if any(v is not None for v in values) and r.workload != "raw-update"
+        ]
+        if parts:
+            lines.append(
+                f"{r.workload:<19}{r.lock_mode or '-':<9}{r.clients:>7}  " + "   ".join(parts)
+            )
+    if not lines:
+        return ""
+    return "\n".join(["Ratios round by round (each over the baselines of its own round):", *lines])
 
 
 def _ms(v: float | None) -> str:
