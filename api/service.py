@@ -111,8 +111,12 @@ class Capacity:
 
     async def check(self, code: str) -> schemas.CodeStatus:
         async def load():
-            row = await fetch_one(self.pool, "SELECT * FROM capacity.check(%s)", (code,))
-            return schemas.CodeStatus(**row)
+            return await fetch_one(
+                self.pool,
+                f"SELECT {STATUS_COLUMNS} FROM capacity.check(%s)",
+                (code,),
+                row_factory=AS_STATUS,
+            )
 
         return await self._cached(("status", code), load, lambda status: [status.code])
 
