@@ -24,7 +24,7 @@ import psycopg
 
 from api import installer, pgserver
 from api.bench import http, workloads
-from api.bench.report import Row, add_ratios, as_json, by_round, ratios_of, table
+from api.bench.report import Row, add_ratios, as_json, by_round, ratios_of, row_key, table
 from api.bench.runner import measure
 
 DEFAULT_WORKLOADS = list(workloads.WORKLOADS)
@@ -177,8 +177,7 @@ def run_row(db_conn, conns, name, mode, clients, args, label) -> Row:
 def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
     plan = _plan(args)
     started = time.monotonic()
-    runs: dict[tuple, list[Row]] = {}
-    rounds: list[list[Row]] = []
+    rounds: list[list[Row]] = []  # the rows run in each --repeat round
     with scratch_database(server_conninfo) as (db, kind):
         options = "-c lock_timeout=5000 -c application_name=pgcapacity-bench"
         with psycopg.connect(db, autocommit=True) as admin:
@@ -205,15 +204,11 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
                             f"{clients:>3} clients"
                         )
                         row = run_row(admin, conns, name, mode, clients, args, label)
-                        runs.setdefault((name, mode, clients), []).append(row)
                         rounds[-1].append(row)
                         verdict = "" if not row.problems else "  FAIL: " + "; ".join(row.problems)
                         _progress(f"{label} {row.ops_per_s:>8.0f} ops/s{verdict}", done=True)
                     if args.http:  # in every round too: the HTTP rows are medians like the rest
-                        for row in _http_rows(db, args):
-                            key = (row.workload, row.lock_mode, row.clients)
-                            runs.setdefault(key, []).append(row)
-                            rounds[-1].append(row)
+                        rounds[-1] += _http_rows(db, args)
             finally:
                 stop_publishing()
                 for c in conns:
@@ -221,6 +216,10 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
     baseline_of = {n: w.baseline for n, w in workloads.WORKLOADS.items()} | http.SQL_COUNTERPART
     # Before _median(), which gives the row it keeps the median throughput.
     per_round = [ratios_of(each, baseline_of) for each in rounds] if len(rounds) > 1 else []
+    runs: dict[tuple, list[Row]] = {}  # each row's runs, one per round
+    for each in rounds:
+        for row in each:
+            runs.setdefault(row_key(row), []).append(row)
     rows = [_median(v) for v in runs.values()]
     add_ratios(rows, baseline_of, per_round)
     order = DEFAULT_WORKLOADS + http.HTTP_WORKLOADS

@@ -39,7 +39,8 @@ class Row:
         return self.giveups / self.attempts if self.attempts else 0.0
 
 
-def _key(r: Row) -> tuple:
+def row_key(r: Row) -> tuple:
+    """What identifies a row of the table (a run of it in every --repeat round)."""
     return (r.workload, r.lock_mode, r.clients)
 
 
@@ -52,7 +53,7 @@ def ratios_of(rows: list[Row], baseline_of: dict[str, str | None]) -> dict[tuple
     for r in rows:
         base = best.get((baseline_of.get(r.workload), r.clients))
         raw = best.get(("raw-update", r.clients))
-        ratios[_key(r)] = (
+        ratios[row_key(r)] = (
             round(r.ops_per_s / base, 2) if base else None,
             round(r.ops_per_s / raw, 2) if raw and r.workload != "select1" else None,
         )
@@ -68,8 +69,8 @@ def add_ratios(
     one run's ratio can be trusted)."""
     ratios = ratios_of(rows, baseline_of)
     for r in rows:
-        r.vs_baseline, r.vs_raw = ratios[_key(r)]
-        seen = [each[_key(r)] for each in per_round if _key(r) in each]
+        r.vs_baseline, r.vs_raw = ratios[row_key(r)]
+        seen = [each[row_key(r)] for each in per_round if row_key(r) in each]
         r.vs_baseline_rounds = [base for base, _ in seen]
         r.vs_raw_rounds = [raw for _, raw in seen]
 
@@ -78,10 +79,12 @@ def by_round(rows: list[Row]) -> str:
     """The per-round ratios of the rows that have them, a line each ('' without rounds)."""
     lines = []
     for r in rows:
+        if r.workload == "raw-update":  # 1.00x over itself says nothing
+            continue
         parts = [
             f"{name} " + " ".join(_ratio(v) for v in values)
             for name, values in (("x base", r.vs_baseline_rounds), ("x raw", r.vs_raw_rounds))
-            if any(v is not None for v in values) and r.workload != "raw-update"
+            if any(v is not None for v in values)
         ]
         if parts:
             lines.append(
