@@ -46,15 +46,16 @@ def test_mixed_random_workload(db):
     tally: Counter = Counter()
     units = Counter()  # what the callers observed: new claims, releases, expiries, revokes
     guard = threading.Lock()
-    claims_made = Counter()  # successful claims so far, all workers (under guard)
+    claims_made = 0  # successful claims so far, all workers (under guard)
 
     def running() -> bool:
         if time.monotonic() < deadline:
             return True
         with guard:
-            return claims_made["ok"] < MIN_CLAIMS
+            return claims_made < MIN_CLAIMS
 
     def work(i, conn):
+        nonlocal claims_made
         rnd = random.Random(i)
         mine: list[int] = []
         local, seen = Counter(), Counter()
@@ -71,7 +72,7 @@ def test_mixed_random_workload(db):
                     mine.append(row[0])
                     seen["claimed"] += not row[1]
                     with guard:
-                        claims_made["ok"] += 1
+                        claims_made += 1
             elif op == "release_id" and mine:
                 outcome, row = call(
                     conn,
