@@ -22,7 +22,7 @@ import psycopg
 import uvicorn
 from litestar import Litestar
 
-from api import installer, pgserver
+from api import installer, pgserver, workers
 from api.app import create_app
 from api.settings import Settings
 
@@ -129,19 +129,29 @@ def serve(
             )
             return 0
         # Several processes on one port, each a full instance (pool, cache, listener,
-        # background tasks), built by worker_app() from the environment they inherit.
+        # background tasks), built by worker_app() from the environment they inherit,
+        # each listening on a socket of its own (api/workers.py).
         # (the leading underscore: how serve tells its workers, not a setting)
         os.environ.update(env | {"_PGCAPACITY_WORKER_LOG_LEVEL": log_level})
+        options = dict(
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            access_log=False,
+        )
         with _shared_metrics_dir():
-            uvicorn.run(
-                "api.serve:worker_app",
-                factory=True,
-                workers=settings.workers,
-                host=settings.host,
-                port=settings.port,
-                log_level=log_level,
-                access_log=False,
-            )
+            if not workers.SUPPORTED:
+                uvicorn.run("api.serve:worker_app", **options)
+                return 0
+            if not workers.port_is_free(settings.host, settings.port):
+                print(
+                    f"pgcapacity serve: {settings.host}:{settings.port} is already in use",
+                    file=sys.stderr,
+                )
+                return 1
+            workers.run(uvicorn.Config("api.serve:worker_app", **options))
         return 0
     finally:
         if server is not None:
