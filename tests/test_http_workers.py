@@ -93,8 +93,8 @@ def _listening_sockets(port: int) -> int:
 def _workers_answering_a_burst(base: str) -> Counter:
     """BURST connections opened at once (a barrier), each asking which worker it reached;
     all stay open until every one has answered."""
-    barrier = threading.Barrier(BURST)
-    answered = threading.Barrier(BURST)
+    barrier = threading.Barrier(BURST, timeout=30)  # a failed thread breaks it: no hang
+    answered = threading.Barrier(BURST, timeout=30)
     pids: Counter = Counter()
     lock = threading.Lock()
 
@@ -123,6 +123,7 @@ def test_each_worker_listens_on_its_own_socket_and_a_burst_is_spread(db):
         pids = _workers_answering_a_burst(base)
     # Each connection goes to either socket by a hash of its addresses: a worker gets
     # fewer than 4 of 32 with a probability of about 3 in a million.
+    assert sum(pids.values()) == BURST, pids
     assert len(pids) == 2 and min(pids.values()) >= 4, pids
 
 
