@@ -141,17 +141,17 @@ def serve(
             log_level=log_level,
             access_log=False,
         )
+        if workers.SUPPORTED and not workers.port_is_free(settings.host, settings.port):
+            print(
+                f"pgcapacity serve: {settings.host}:{settings.port} is already in use",
+                file=sys.stderr,
+            )
+            return 1
         with _shared_metrics_dir():
-            if not workers.SUPPORTED:
+            if workers.SUPPORTED:
+                workers.run(uvicorn.Config("api.serve:worker_app", **options))
+            else:
                 uvicorn.run("api.serve:worker_app", **options)
-                return 0
-            if not workers.port_is_free(settings.host, settings.port):
-                print(
-                    f"pgcapacity serve: {settings.host}:{settings.port} is already in use",
-                    file=sys.stderr,
-                )
-                return 1
-            workers.run(uvicorn.Config("api.serve:worker_app", **options))
         return 0
     finally:
         if server is not None:

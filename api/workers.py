@@ -23,10 +23,15 @@ from uvicorn.supervisors import Multiprocess
 SUPPORTED = hasattr(socket, "SO_REUSEPORT")
 
 
+def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """A listening socket on host:port (IPv6 when the host is an IPv6 address)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, reuse_port=reuse_port)
+
+
 def listener(host: str, port: int) -> socket.socket:
     """A listening socket on host:port that other SO_REUSEPORT sockets may share."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, reuse_port=True)
+    return _bind(host, port, reuse_port=True)
 
 
 class OwnListener:
@@ -46,9 +51,8 @@ class OwnListener:
 def port_is_free(host: str, port: int) -> bool:
     """Whether nothing listens on host:port yet. Checked without SO_REUSEPORT, which
     would otherwise let the workers share the port with a server still running there."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        socket.create_server((host, port), family=family).close()
+        _bind(host, port, reuse_port=False).close()
     except OSError:
         return False
     return True
