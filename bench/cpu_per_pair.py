@@ -132,12 +132,12 @@ def cpu_ticks() -> tuple[int, int]:
     return user + nice + system + irq + softirq, idle + iowait
 
 
-def measure(db: str, script: Path) -> dict:
+def measure(db: str, script: Path, clients: int = CLIENTS, seconds: int = SECONDS) -> dict:
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("SELECT pg_stat_reset_shared('wal')")
     busy0, idle0 = cpu_ticks()
     out = subprocess.run(
-        [*pgbench_command(script, CLIENTS), "-j", "2", "-T", str(SECONDS), db],
+        [*pgbench_command(script, clients), "-j", "2", "-T", str(seconds), db],
         capture_output=True,
         text=True,
         check=True,
@@ -153,7 +153,7 @@ def measure(db: str, script: Path) -> dict:
     return {
         "pairs_per_s": pairs,
         "cpu_busy": busy / (busy + idle),
-        "cpu_us_per_pair": busy / hz / (pairs * SECONDS) * 1e6,
+        "cpu_us_per_pair": busy / hz / (pairs * seconds) * 1e6,
         "bytes_per_flush": float(wal_bytes) / syncs if syncs else None,
         "ms_per_flush": sync_ms / syncs if syncs and sync_ms else None,
     }
