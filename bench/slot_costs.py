@@ -1,0 +1,140 @@
+"""What a hot slotted code's claim+release costs, and how much of it is the exact total.
+
+A slotted claim and its release each report the code's whole usage (and log it in the
+audit event): a sum over all of the code's slot rows, twice per pair. This script measures
+one hot code's claim+release with pgbench (a C client, prepared statements) at 32 and 64
+clients, interleaved over rounds, in these variants on one scratch database:
+
+    128 slots           as make bench's hot-slotted row
+    64 slots, 32 slots  fewer rows to sum, more claims meeting a locked slot
+    128 slots, ff 10    slot rows created with fillfactor 10 (about 15 rows per page, room
+                        for HOT updates)
+    128 slots, no sum   capacity._slot_usage() swapped for one returning 0 during this
+                        variant's runs (wrong totals: a measurement only, put back after)
+    128 slots, snapshot held
+                        as 128 slots, while another session holds a snapshot open (a
+                        REPEATABLE READ transaction that has read a row), as a long report
+                        or pg_dump would: old row versions cannot be pruned meanwhile
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/slot_costs.py [ROUNDS]
+
+Without DATABASE_URL it uses a private durable server, as make bench does. Needs pgbench.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).parent))
+import cpu_per_pair  # a sibling script, not a package
+
+from api.bench.main import scratch_database
+
+SECONDS = 5
+CLIENT_COUNTS = (32, 64)
+SLOTS_SQL = Path(__file__).parent.parent / "sql" / "functions" / "_slots.sql"
+NO_SUM = """CREATE OR REPLACE FUNCTION capacity._slot_usage(p_code_id bigint)
+RETURNS integer LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN 0; END $$"""
+# code, slots, fillfactor of code_slots when its rows are created, whether the sum is off,
+# whether a snapshot is held during the runs
+VARIANTS = {
+    "128 slots": ("HOT-128", 128, None, False, False),
+    "64 slots": ("HOT-64", 64, None, False, False),
+    "32 slots": ("HOT-32", 32, None, False, False),
+    "128 slots, ff 10": ("HOT-128-FF10", 128, 10, False, False),
+    "128 slots, no sum": ("HOT-128-NOSUM", 128, None, True, False),
+    "128 slots, snapshot held": ("HOT-128-HELD", 128, None, False, True),
+}
+
+
+def slot_usage_definition() -> str:
+    """capacity._slot_usage() as installed (its CREATE statement in _slots.sql)."""
+    text = SLOTS_SQL.read_text()
+    found = re.search(r"CREATE OR REPLACE FUNCTION capacity\._slot_usage\(.*?\n\$\$;", text, re.S)
+    if not found:
+        raise SystemExit(f"capacity._slot_usage() not found in {SLOTS_SQL}")
+    return found.group(0)
+
+
+def create_codes(db: str) -> None:
+    """One code per variant; the fillfactor variant's slot rows go to pages of their own."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        for code, slots, fillfactor, *_ in sorted(VARIANTS.values(), key=lambda v: v[2] or 0):
+            if fillfactor:
+                conn.execute(f"ALTER TABLE capacity.code_slots SET (fillfactor = {fillfactor})")
+            codes = [{"code": code, "max_uses": 1_000_000, "slots": slots}]
+            conn.execute("SELECT capacity.upsert_codes(%s::jsonb)", (json.dumps(codes),))
+        conn.execute("ALTER TABLE capacity.code_slots RESET (fillfactor)")
+
+
+def pair(code: str) -> str:
+    return f"""
+\\set h random(1, 1000000000)
+SELECT claim_id FROM capacity.claim('{code}', 'h' || :h) \\gset
+SELECT released FROM capacity.release(:claim_id);
+"""
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 4
+    installed = slot_usage_definition()
+    with scratch_database(os.environ.get("DATABASE_URL")) as (db, _):
+        create_codes(db)
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = {}
+            for name, (code, *_) in VARIANTS.items():
+                paths[name] = Path(tmp) / f"{len(paths)}.sql"
+                paths[name].write_text(pair(code))
+            rates: dict[str, dict[int, list[float]]] = {
+                n: {c: [] for c in CLIENT_COUNTS} for n in VARIANTS
+            }
+            for round_no in range(1, rounds + 1):
+                order = list(VARIANTS) if round_no % 2 else list(reversed(VARIANTS))
+                for name in order:
+                    *_, no_sum, hold = VARIANTS[name]
+                    with psycopg.connect(db, autocommit=True) as conn:
+                        conn.execute(NO_SUM if no_sum else installed)
+                    with psycopg.connect(db) as reader:
+                        if hold:
+                            reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                            reader.execute("SELECT 1 FROM capacity.codes LIMIT 1")
+                        try:
+                            for clients in CLIENT_COUNTS:
+                                measured = cpu_per_pair.measure(db, paths[name], clients, SECONDS)
+                                rates[name][clients].append(measured["pairs_per_s"])
+                        finally:
+                            reader.rollback()
+                            with psycopg.connect(db, autocommit=True) as conn:
+                                conn.execute(installed)
+                                conn.execute("VACUUM capacity.code_slots")
+                print(
+                    f"round {round_no}: "
+                    + "; ".join(
+                        f"{name} " + "/".join(f"{r[c][-1]:.0f}" for c in CLIENT_COUNTS)
+                        for name, r in rates.items()
+                    ),
+                    flush=True,
+                )
+            base = rates["128 slots"]
+            print(
+                f"pairs/s at {'/'.join(map(str, CLIENT_COUNTS))} clients, medians; x 128 slots by round"
+            )
+            for name, r in rates.items():
+                medians = "/".join(f"{statistics.median(r[c]):.0f}" for c in CLIENT_COUNTS)
+                by_round = "  ".join(
+                    f"{c}: " + " ".join(f"{a / b:.2f}" for a, b in zip(r[c], base[c], strict=True))
+                    for c in CLIENT_COUNTS
+                )
+                print(f"{name:<25} {medians:>11}   {by_round}")
+
+
+if __name__ == "__main__":
+    main()
