@@ -15,8 +15,14 @@ clients, interleaved over rounds, in these variants on one scratch database:
                         as 128 slots, while another session holds a snapshot open (a
                         REPEATABLE READ transaction that has read a row), as a long report
                         or pg_dump would: old row versions cannot be pruned meanwhile
+    plain, plain, snapshot held
+                        the same hot code without slots, without and with the held snapshot
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/slot_costs.py [ROUNDS]
+
+Each round's line gives every variant's pairs/s and, in brackets, the share of its updates
+of the table it counts in (code_slots, or codes for a plain code) that were HOT (heap-only:
+no new index entries), and that table's index size after its runs.
 
 Without DATABASE_URL it uses a private durable server, as make bench does. Needs pgbench.
 """
@@ -52,6 +58,8 @@ VARIANTS = {
     "128 slots, ff 10": ("HOT-128-FF10", 128, 10, False, False),
     "128 slots, no sum": ("HOT-128-NOSUM", 128, None, True, False),
     "128 slots, snapshot held": ("HOT-128-HELD", 128, None, False, True),
+    "plain": ("HOT-PLAIN", 0, None, False, False),
+    "plain, snapshot held": ("HOT-PLAIN-HELD", 0, None, False, True),
 }
 
 
@@ -73,6 +81,16 @@ def create_codes(db: str) -> None:
             codes = [{"code": code, "max_uses": 1_000_000, "slots": slots}]
             conn.execute("SELECT capacity.upsert_codes(%s::jsonb)", (json.dumps(codes),))
         conn.execute("ALTER TABLE capacity.code_slots RESET (fillfactor)")
+
+
+def table_state(db: str, table: str) -> tuple[int, int, int]:
+    """Updates, HOT updates (from the statistics) and index bytes of a capacity table."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd, pg_indexes_size(relid) FROM pg_stat_user_tables"
+            " WHERE schemaname = 'capacity' AND relname = %s",
+            (table,),
+        ).fetchone()
 
 
 def pair(code: str) -> str:
@@ -98,8 +116,11 @@ def main() -> None:
             }
             for round_no in range(1, rounds + 1):
                 order = list(VARIANTS) if round_no % 2 else list(reversed(VARIANTS))
+                notes = {}
                 for name in order:
-                    *_, no_sum, hold = VARIANTS[name]
+                    _, slots, _, no_sum, hold = VARIANTS[name]
+                    table = "code_slots" if slots else "codes"
+                    updates0, hot0, _ = table_state(db, table)
                     with psycopg.connect(db, autocommit=True) as conn:
                         conn.execute(NO_SUM if no_sum else installed)
                     with psycopg.connect(db) as reader:
@@ -112,18 +133,23 @@ def main() -> None:
                                 rates[name][clients].append(measured["pairs_per_s"])
                         finally:
                             reader.rollback()
+                            updates1, hot1, index_bytes = table_state(db, table)
                             with psycopg.connect(db, autocommit=True) as conn:
                                 conn.execute(installed)
-                                conn.execute("VACUUM capacity.code_slots")
+                                conn.execute(f"VACUUM capacity.{table}")
+                    hot_share = (hot1 - hot0) / max(updates1 - updates0, 1)
+                    notes[name] = f"[HOT {hot_share:.0%}, {index_bytes // 1024} kB]"
                 print(
                     f"round {round_no}: "
                     + "; ".join(
-                        f"{name} " + "/".join(f"{r[c][-1]:.0f}" for c in CLIENT_COUNTS)
+                        f"{name} "
+                        + "/".join(f"{r[c][-1]:.0f}" for c in CLIENT_COUNTS)
+                        + f" {notes[name]}"
                         for name, r in rates.items()
                     ),
                     flush=True,
                 )
-            base = rates["128 slots"]
+            base = rates["128 slots"]  # the ratios are to make bench's configuration
             print(
                 f"pairs/s at {'/'.join(map(str, CLIENT_COUNTS))} clients, medians; x 128 slots by round"
             )
