@@ -20,6 +20,13 @@ clients, interleaved over rounds, in these variants on one scratch database:
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/slot_costs.py [ROUNDS]
 
+With `cpu` first (`slot_costs.py cpu [ROUNDS]`) it measures instead the backend's CPU per
+pair with one client and synchronous_commit off (cpu_per_pair.backend_cpu_per_pair), for
+the 128-slot code as installed, without the sum, without the subtransaction of
+_take_slot's first attempt (its BEGIN ... EXCEPTION block removed: a row SKIP LOCKED
+locks and rejects would then stay locked, so unsafe near capacity; a measurement only),
+and for claims on spread codes: where a slotted pair's CPU beyond a spread one goes.
+
 Each round's line gives every variant's pairs/s and, in brackets, the share of its updates
 of the table it counts in (code_slots, or codes for a plain code) that were HOT (heap-only:
 no new index entries), and that table's index size after its runs.
@@ -63,13 +70,31 @@ VARIANTS = {
 }
 
 
-def slot_usage_definition() -> str:
-    """capacity._slot_usage() as installed (its CREATE statement in _slots.sql)."""
+def installed_definition(function: str) -> str:
+    """A capacity function's CREATE statement as installed (from _slots.sql)."""
     text = SLOTS_SQL.read_text()
-    found = re.search(r"CREATE OR REPLACE FUNCTION capacity\._slot_usage\(.*?\n\$\$;", text, re.S)
+    pattern = rf"CREATE OR REPLACE FUNCTION capacity\.{function}\(.*?\n\$\$;"
+    found = re.search(pattern, text, re.S)
     if not found:
-        raise SystemExit(f"capacity._slot_usage() not found in {SLOTS_SQL}")
+        raise SystemExit(f"capacity.{function}() not found in {SLOTS_SQL}")
     return found.group(0)
+
+
+def slot_usage_definition() -> str:
+    return installed_definition("_slot_usage")
+
+
+def without_subtransaction(take_slot: str) -> str:
+    """_take_slot() with its first attempt outside a subtransaction (measurement only)."""
+    lean = take_slot.replace(
+        "    BEGIN\n        -- From a random slot up", "    -- From a random slot up"
+    )
+    lean = re.sub(
+        r"        RAISE EXCEPTION 'no free unlocked slot'.*?\n    END;\n", "", lean, flags=re.S
+    )
+    if lean.count("EXCEPTION") != take_slot.count("EXCEPTION") - 2:
+        raise SystemExit("_take_slot() changed: update without_subtransaction()")
+    return lean
 
 
 def create_codes(db: str) -> None:
@@ -101,7 +126,52 @@ SELECT released FROM capacity.release(:claim_id);
 """
 
 
+def cpu_main(rounds: int) -> None:
+    """Backend CPU per pair, one client: slotted as installed, without its parts, spread."""
+    take_slot = installed_definition("_take_slot")
+    installed = [slot_usage_definition(), take_slot]
+    variants = {  # script, replacements in force during the variant's run
+        "128 slots": ("hot", []),
+        "no sum": ("hot", [NO_SUM]),
+        "no subtransaction": ("hot", [without_subtransaction(take_slot)]),
+        "spread codes": ("spread", []),
+    }
+    with scratch_database(os.environ.get("DATABASE_URL")) as (db, _):
+        create_codes(db)
+        cpu_per_pair.prepare(db)  # codes S0..S9999
+        with tempfile.TemporaryDirectory() as tmp:
+            scripts = {"hot": Path(tmp) / "hot.sql", "spread": Path(tmp) / "spread.sql"}
+            scripts["hot"].write_text(pair(VARIANTS["128 slots"][0]))
+            scripts["spread"].write_text(cpu_per_pair.SCRIPTS["pgcapacity"])
+            us: dict[str, list[float]] = {name: [] for name in variants}
+            for round_no in range(1, rounds + 1):
+                for name, (script, replacements) in variants.items():
+                    with psycopg.connect(db, autocommit=True) as conn:
+                        for statement in replacements:
+                            conn.execute(statement)
+                    try:
+                        us[name].append(cpu_per_pair.backend_cpu_per_pair(db, scripts[script]))
+                    finally:
+                        with psycopg.connect(db, autocommit=True) as conn:
+                            for statement in installed:
+                                conn.execute(statement)
+                print(
+                    f"round {round_no}: "
+                    + "; ".join(f"{n} {v[-1]:.0f} us" for n, v in us.items() if v[-1]),
+                    flush=True,
+                )
+            print("backend CPU per pair, 1 client, synchronous_commit off: median (by round)")
+            for name, values in us.items():
+                known = [v for v in values if v is not None]
+                median = f"{statistics.median(known):.0f}" if known else "-"
+                by_round = " ".join("-" if v is None else f"{v:.0f}" for v in values)
+                print(f"{name:<20} {median:>5} us   ({by_round})")
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "cpu":
+        cpu_main(int(sys.argv[2]) if len(sys.argv) > 2 else 5)
+        return
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 4
     installed = slot_usage_definition()
     with scratch_database(os.environ.get("DATABASE_URL")) as (db, _):
