@@ -29,6 +29,7 @@ from api.app import create_app
 from api.settings import Settings
 
 DEMO_DATABASE = "pgcapacity"
+DATABASE_WAIT_SECONDS = 10  # as long as the pool waits for its first connections
 
 
 def _ensure_database(admin_url: str, name: str) -> str:
@@ -129,6 +130,11 @@ def serve(
                 s for s, what in installer.migrate(env["DATABASE_URL"]) if what != "unchanged"
             ]
             print(f"schema: {len(changed)} step(s) applied", flush=True)
+        else:
+            # A database that stays unreachable ends serve with its error on one line
+            # (`pgcapacity serve: connection failed: ...`, status 1), not with uvicorn's
+            # traceback of the pool's start-up timeout; one that is starting is waited for.
+            pgserver.wait_ready(env["DATABASE_URL"], timeout=DATABASE_WAIT_SECONDS)
         token = None
         if demo_token and not env.get("PGCAPACITY_ADMIN_TOKEN"):
             token = env["PGCAPACITY_ADMIN_TOKEN"] = _demo_token(embedded_dir or Path(".pgdata"))

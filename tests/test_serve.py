@@ -119,3 +119,22 @@ def test_a_run_killed_outright_does_not_keep_the_next_ones_from_stopping_the_ser
         assert httpx.get(f"{base}/v1/codes/RUN-1").json()["usage_count"] == 1
         assert _stop(process, signal.SIGTERM) == 128 + signal.SIGTERM
     assert not _postmaster_pid_file(data_dir).exists(), "the embedded PostgreSQL still runs"
+
+
+def test_an_unreachable_database_ends_serve_with_one_clear_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "PGCAP"))}
+    nothing_there = pgserver.free_port()
+    env |= {
+        "DATABASE_URL": f"postgresql://nobody@127.0.0.1:{nothing_there}/x",
+        "PGCAPACITY_PORT": str(pgserver.free_port()),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("pgcapacity serve: connection failed:"), done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
