@@ -118,10 +118,15 @@ def serve(
     server = None
     env = dict(os.environ)
     try:
+        if not env.get("DATABASE_URL") and embedded_dir is None:
+            print("pgcapacity serve: DATABASE_URL is not set", file=sys.stderr)
+            return 2
+        # Every setting is checked, and the port, before a database is started or waited for.
+        early = Settings.from_env(env, database_url=env.get("DATABASE_URL") or "(embedded)")
+        if not workers.port_is_free(early.host, early.port):
+            print(f"pgcapacity serve: {early.host}:{early.port} is already in use", file=sys.stderr)
+            return 1
         if not env.get("DATABASE_URL"):
-            if embedded_dir is None:
-                print("pgcapacity serve: DATABASE_URL is not set", file=sys.stderr)
-                return 2
             print(f"starting the embedded PostgreSQL (data in {embedded_dir}) ...", flush=True)
             server = pgserver.start_embedded(embedded_dir.resolve() / "embedded")
             env["DATABASE_URL"] = _ensure_database(server.conninfo, DEMO_DATABASE)
@@ -166,12 +171,6 @@ def serve(
             log_level=log_level,
             access_log=False,
         )
-        if workers.SUPPORTED and not workers.port_is_free(settings.host, settings.port):
-            print(
-                f"pgcapacity serve: {settings.host}:{settings.port} is already in use",
-                file=sys.stderr,
-            )
-            return 1
         with _shared_metrics_dir():
             if workers.SUPPORTED:
                 workers.run(uvicorn.Config("api.serve:worker_app", **options))

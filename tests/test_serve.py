@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -138,3 +139,26 @@ def test_an_unreachable_database_ends_serve_with_one_clear_line(tmp_path):
     assert done.returncode == 1
     assert done.stderr.startswith("pgcapacity serve: connection failed:"), done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_a_port_in_use_is_refused_before_the_embedded_server_starts(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "PGCAP"))}
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        env["PGCAPACITY_PORT"] = str(taken.getsockname()[1])
+        command = [sys.executable, "-m", "api.cli", "serve", "--embedded", str(tmp_path)]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert (
+        done.stderr == f"pgcapacity serve: 127.0.0.1:{env['PGCAPACITY_PORT']} is already in use\n"
+    )
+    assert not (tmp_path / "embedded").exists()  # no initdb, no server started
+
+
+def test_a_bad_setting_is_refused_before_the_embedded_server_starts(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "PGCAP"))}
+    env["PGCAPACITY_POOL_MIN"] = "many"
+    command = [sys.executable, "-m", "api.cli", "serve", "--embedded", str(tmp_path)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == "pgcapacity serve: PGCAPACITY_POOL_MIN='many': expected an integer\n"
+    assert not (tmp_path / "embedded").exists()
