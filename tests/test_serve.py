@@ -90,6 +90,9 @@ def test_serve_claims_on_the_embedded_server_and_sigterm_stops_it(data_dir):
         # (fatal) handler and skip stopping the embedded server.
         assert _stop(process, signal.SIGTERM) == 128 + signal.SIGTERM
     assert not _postmaster_pid_file(data_dir).exists(), "the embedded PostgreSQL still runs"
+    log = (data_dir / "serve.log").read_text()
+    # A quiet start and stop: no traceback, no warning, not the wheel's pg_ctl chatter.
+    assert "Traceback" not in log and "Warning:" not in log and "pg_ctl" not in log, log
 
 
 @pytest.mark.parametrize(
