@@ -141,12 +141,21 @@ COMMANDS = {
 }
 
 
+def _describe(err: psycopg.Error) -> str:
+    """The server's message and hint, without the CONTEXT lines of the statement that
+    failed; a connection failure (no server message) as psycopg words it."""
+    message = err.diag.message_primary
+    if not message:
+        return str(err)
+    return message + (f"\n  hint: {err.diag.message_hint}" if err.diag.message_hint else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except psycopg.Error as err:
-        print(f"pgcapacity {args.command}: {err}", file=sys.stderr)
+        print(f"pgcapacity {args.command}: {_describe(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -1,0 +1,45 @@
+"""The `pgcapacity` maintenance commands as an operator or cron runs them: processes, a
+real database, their output and exit status."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psycopg
+
+
+def pgcapacity(db: str, *args: str) -> subprocess.CompletedProcess:
+    env = os.environ | {"DATABASE_URL": db}
+    command = [sys.executable, "-m", "api.cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_status_expire_idle_and_refresh_on_an_installed_database(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("""SELECT capacity.upsert_codes('[{"code": "CLI-1", "max_uses": 2}]')""")
+        conn.execute("SELECT capacity.claim('CLI-1', 'idle-holder')")
+        conn.execute("UPDATE capacity.claims SET last_seen_at = now() - interval '2 hours'")
+    status = pgcapacity(db, "status")
+    assert status.returncode == 0 and status.stdout.endswith("up to date\n"), status
+    expired = pgcapacity(db, "expire-idle", "--idle", "1 hour")
+    assert (expired.returncode, expired.stdout) == (0, "expired 1 idle claim(s)\n"), expired
+    refreshed = pgcapacity(db, "refresh", "--force")
+    assert refreshed.returncode == 0 and refreshed.stdout.startswith("dashboard refreshed"), (
+        refreshed
+    )
+
+
+def test_a_database_error_is_one_line_with_the_servers_words(db):
+    done = pgcapacity(db, "expire-idle", "--idle", "banana")
+    assert done.returncode == 1
+    assert done.stderr == (
+        'pgcapacity expire-idle: invalid input syntax for type interval: "banana"\n'
+    ), done.stderr
+
+
+def test_a_connection_failure_says_so(db):
+    done = pgcapacity("postgresql://nobody@127.0.0.1:1/x", "status")
+    assert done.returncode == 1
+    assert done.stderr.startswith("pgcapacity status: connection failed:"), done.stderr
