@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 
 from api import __version__, installer
+from api.argtypes import at_least
 from api.bench import main as bench_main
 
 
@@ -106,11 +107,11 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="compare DATABASE_URL with this version (exit 1 if behind)")
     e = sub.add_parser("expire-idle", help="end idle claims once, or every N seconds")
     e.add_argument("--idle", default="30 minutes", help="idle interval (default: 30 minutes)")
-    e.add_argument("--batch-size", type=int, default=1000)
-    e.add_argument("--every", type=float, default=0, help="repeat every N seconds")
+    e.add_argument("--batch-size", type=at_least(1), default=1000)
+    e.add_argument("--every", type=at_least(0, float), default=0, help="repeat every N seconds")
     r = sub.add_parser("refresh", help="refresh capacity.dashboard if stale (for cron users)")
     r.add_argument("--force", action="store_true", help="refresh even if nothing changed")
-    r.add_argument("--every", type=float, default=0, help="repeat every N seconds")
+    r.add_argument("--every", type=at_least(0, float), default=0, help="repeat every N seconds")
     v = sub.add_parser("serve", help="serve the HTTP API (PGCAPACITY_* settings, see README)")
     v.add_argument(
         "--embedded", metavar="DIR", help="without DATABASE_URL: embedded PostgreSQL in DIR"

@@ -117,3 +117,21 @@ def test_http_rows_drive_the_real_api_with_wrk(admin_conninfo, capsys):
         assert row["ops"] > 0 and row["errors"] == 0 and row["problems"] == [], row
     assert rows["http-claim"]["vs_baseline"] is not None  # against SQL spread claims
     assert rows["http-status-cached"]["vs_baseline"] is not None  # against SELECT 1
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--clients", "0", "0: it must be at least 1"),
+        ("--seconds", "0", "0: it must be more than 0"),
+        ("--warmup", "-1", "-1: it must be at least 0"),
+        ("--repeat", "0", "0: it must be at least 1"),
+        ("--retries", "x", "'x' is not a number"),
+        ("--http-workers", "0", "0: it must be at least 1"),
+    ],
+)
+def test_a_count_or_duration_out_of_range_is_a_usage_error(flag, value, says, capsys):
+    with pytest.raises(SystemExit) as exited:  # before any server is started
+        cli.parser().parse_args(["bench", flag, value])
+    assert exited.value.code == 2
+    assert f"argument {flag}: {says}" in capsys.readouterr().err

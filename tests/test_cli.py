@@ -8,6 +8,9 @@ import subprocess
 import sys
 
 import psycopg
+import pytest
+
+from api import cli
 
 
 def pgcapacity(db: str, *args: str) -> subprocess.CompletedProcess:
@@ -43,3 +46,18 @@ def test_a_connection_failure_says_so(db):
     done = pgcapacity("postgresql://nobody@127.0.0.1:1/x", "status")
     assert done.returncode == 1
     assert done.stderr.startswith("pgcapacity status: connection failed:"), done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["refresh", "--every", "-1"], "argument --every: -1: it must be at least 0"),
+        (["expire-idle", "--every", "soon"], "argument --every: 'soon' is not a number"),
+        (["expire-idle", "--batch-size", "0"], "argument --batch-size: 0: it must be at least 1"),
+    ],
+)
+def test_a_bad_number_is_a_usage_error(args, says, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.parser().parse_args(args)
+    assert exited.value.code == 2
+    assert says in capsys.readouterr().err

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 import psycopg
 
 from api import installer, pgserver
+from api.argtypes import at_least
 from api.bench import http, workloads
 from api.bench.report import Row, add_ratios, as_json, by_round, ratios_of, row_key, table
 from api.bench.runner import measure
@@ -31,9 +32,18 @@ DEFAULT_WORKLOADS = list(workloads.WORKLOADS)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seconds", type=float, default=3.0, help="measured seconds per row (3)")
-    p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per row (1)")
-    p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 64], help="(1 8 32 64)")
+    p.add_argument(
+        "--seconds",
+        type=at_least(0, float, exclusive=True),
+        default=3.0,
+        help="measured seconds per row (3)",
+    )
+    p.add_argument(
+        "--warmup", type=at_least(0, float), default=1.0, help="unmeasured seconds per row (1)"
+    )
+    p.add_argument(
+        "--clients", type=at_least(1), nargs="+", default=[1, 8, 32, 64], help="(1 8 32 64)"
+    )
     p.add_argument(
         "--workloads",
         nargs="+",
@@ -51,20 +61,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--repeat",
-        type=int,
+        type=at_least(1),
         default=1,
         help="run the whole matrix N times, interleaved, and keep each row's median run",
     )
     p.add_argument(
         "--retries",
-        type=int,
+        type=at_least(0),
         default=0,
         help="client-side retries of a contended claim before giving up (0: the SQL "
         "function's own NOWAIT retries only)",
     )
     p.add_argument(
         "--publish-ms",
-        type=int,
+        type=at_least(0),
         default=50,
         help="call capacity.publish_changes() every N ms during the run, as a running API "
         "does (50; 0: never)",
@@ -77,7 +87,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--http-workers",
-        type=int,
+        type=at_least(1),
         nargs="+",
         default=sorted({1, os.cpu_count() or 1}),
         metavar="N",
