@@ -34,17 +34,30 @@ def _postmaster_pid_file(data_dir: Path) -> Path:
     return data_dir / "embedded" / "postmaster.pid"
 
 
+def _env(**settings: str) -> dict[str, str]:
+    """This environment without a database or pgcapacity settings, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "PGCAP"))}
+    return env | settings
+
+
+def _serve_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "api.cli", "serve", *args]
+
+
+def _serve_to_the_end(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        _serve_command(*args), env=env, capture_output=True, text=True, timeout=60
+    )
+
+
 @contextlib.contextmanager
 def _serve(data_dir: Path) -> Iterator[tuple[subprocess.Popen, str]]:
     """The serve process (stdout and stderr in data_dir/serve.log) and its URL once live."""
     port = pgserver.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "PGCAP"))}
-    env |= {"PGCAPACITY_PORT": str(port)}
-    command = [sys.executable, "-m", "api.cli", "serve", "--embedded", str(data_dir)]
+    command = _serve_command("--embedded", str(data_dir), "--migrate", "--demo-token")
     with (data_dir / "serve.log").open("a") as log:
-        process = subprocess.Popen(
-            [*command, "--migrate", "--demo-token"], env=env, stdout=log, stderr=log
-        )
+        env = _env(PGCAPACITY_PORT=str(port))
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
 
     def live() -> bool:
@@ -126,42 +139,28 @@ def test_a_run_killed_outright_does_not_keep_the_next_ones_from_stopping_the_ser
 
 
 def test_an_unreachable_database_ends_serve_with_one_clear_line(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "PGCAP"))}
     nothing_there = pgserver.free_port()
-    env |= {
-        "DATABASE_URL": f"postgresql://nobody@127.0.0.1:{nothing_there}/x",
-        "PGCAPACITY_PORT": str(pgserver.free_port()),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    env = _env(
+        DATABASE_URL=f"postgresql://nobody@127.0.0.1:{nothing_there}/x",
+        PGCAPACITY_PORT=str(pgserver.free_port()),
     )
+    done = _serve_to_the_end(env)
     assert done.returncode == 1
     assert done.stderr.startswith("pgcapacity serve: connection failed:"), done.stderr
     assert "Traceback" not in done.stderr + done.stdout
 
 
 def test_a_port_in_use_is_refused_before_the_embedded_server_starts(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "PGCAP"))}
     with socket.create_server(("127.0.0.1", 0)) as taken:
-        env["PGCAPACITY_PORT"] = str(taken.getsockname()[1])
-        command = [sys.executable, "-m", "api.cli", "serve", "--embedded", str(tmp_path)]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        port = taken.getsockname()[1]
+        done = _serve_to_the_end(_env(PGCAPACITY_PORT=str(port)), "--embedded", str(tmp_path))
     assert done.returncode == 1, done.stderr
-    assert (
-        done.stderr == f"pgcapacity serve: 127.0.0.1:{env['PGCAPACITY_PORT']} is already in use\n"
-    )
+    assert done.stderr == f"pgcapacity serve: 127.0.0.1:{port} is already in use\n"
     assert not (tmp_path / "embedded").exists()  # no initdb, no server started
 
 
 def test_a_bad_setting_is_refused_before_the_embedded_server_starts(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "PGCAP"))}
-    env["PGCAPACITY_POOL_MIN"] = "many"
-    command = [sys.executable, "-m", "api.cli", "serve", "--embedded", str(tmp_path)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    done = _serve_to_the_end(_env(PGCAPACITY_POOL_MIN="many"), "--embedded", str(tmp_path))
     assert done.returncode == 2, done.stderr
     assert done.stderr == "pgcapacity serve: PGCAPACITY_POOL_MIN='many': expected an integer\n"
     assert not (tmp_path / "embedded").exists()
