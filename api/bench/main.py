@@ -19,12 +19,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 
 import psycopg
 
 from api import installer, pgserver
 from api.argtypes import at_least
-from api.bench import http, workloads
+from api.bench import http, targets, workloads
 from api.bench.report import Row, add_ratios, as_json, by_round, ratios_of, row_key, table
 from api.bench.runner import measure
 
@@ -235,13 +236,16 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
     order = DEFAULT_WORKLOADS + http.HTTP_WORKLOADS
     rows.sort(key=lambda r: (order.index(r.workload), r.lock_mode or "", r.clients))
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
+    found = targets.verdicts(rows)
     if args.json:
-        print(json.dumps(as_json(meta, rows), indent=2))
+        report = as_json(meta, rows) | {"targets": [asdict(v) for v in found]}
+        print(json.dumps(report, indent=2))
     else:
         print(_title(meta))
         print(table(rows))
-        if rounds_text := by_round(rows):
-            print("\n" + rounds_text)
+        for text in (by_round(rows), targets.summary(found)):
+            if text:
+                print("\n" + text)
     return 1 if any(r.problems for r in rows) else 0
 
 
