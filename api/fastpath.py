@@ -3,7 +3,7 @@
 Why: on 2 cores shared with PostgreSQL, the API process's CPU per request decides the HTTP
 claim throughput, and Litestar's request pipeline (request and kwargs models, signature
 validation, response objects, header containers) costs more of it than the SQL call
-(docs/benchmarks.md, "Claim and release on the fast path": a raw ASGI app on the same
+(docs/benchmarks-history.md, "Claim and release on the fast path": a raw ASGI app on the same
 uvicorn and psycopg pool served 18-38 % more pairs per second than the thinnest Litestar app).
 
 How: `FAST_CLAIM` and `FAST_RELEASE` are route middleware of exactly those two handlers, the

@@ -116,7 +116,8 @@ def _workers_answering_a_burst(base: str) -> Counter:
 
 def test_each_worker_listens_on_its_own_socket_and_a_burst_is_spread(db):
     # One socket shared by the workers let whichever woke first accept a burst: 29 of 32
-    # connections, once all 64, went to one of two workers (docs/benchmarks.md).
+    # connections, once all 64, went to one of two workers (docs/benchmarks-history.md,
+    # "Worker processes with a socket each").
     with api_server(db, cache_ttl_ms=1000, pool_max=2, workers=2) as base:
         port = int(base.rsplit(":", 1)[1])
         assert wait_for(lambda: _listening_sockets(port) == 2), _listening_sockets(port)
