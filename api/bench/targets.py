@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from api.bench.report import Row
+from api.bench.report import Row, row_key
 
 
 @dataclass
@@ -21,85 +21,64 @@ class Verdict:
     met: bool
 
 
-def _row(rows: list[Row], workload: str, mode: str | None, clients: int) -> Row | None:
-    return next(
-        (r for r in rows if (r.workload, r.lock_mode, r.clients) == (workload, mode, clients)),
-        None,
-    )
+@dataclass(frozen=True)
+class Target:
+    text: str
+    row: tuple[str, str | None, int]  # the row it is read from: workload, mode, clients
+    figure: Callable[[Row], str | None]  # what the row measured (None: it lacks the figure)
+    met: Callable[[Row], bool]
 
 
-def _label(r: Row) -> str:
-    return f"{r.workload} {r.lock_mode or '-'}, {r.clients} clients"
-
-
-def _hot(rows: list[Row]) -> Verdict | None:
-    r = _row(rows, "hot-slotted", "advisory", 64)
-    if r is None or r.vs_baseline is None or r.p99_ms is None:
+def _hot_figure(r: Row) -> str | None:
+    if r.vs_baseline is None or r.p99_ms is None:
         return None
-    correct = "" if not r.problems else ", audit FAILED"
-    return Verdict(
+    return f"{r.vs_baseline:.2f}x, p99 {r.p99_ms:.1f} ms" + (", audit FAILED" if r.problems else "")
+
+
+TARGETS = [
+    Target(
         "hot code, 64 clients: >= 3x naive-hot, p99 <= 50 ms, no oversell",
-        f"{_label(r)}: {r.vs_baseline:.2f}x, p99 {r.p99_ms:.1f} ms{correct}",
-        r.vs_baseline >= 3 and r.p99_ms <= 50 and not r.problems,
-    )
-
-
-def _spread(rows: list[Row]) -> Verdict | None:
-    r = _row(rows, "spread", "advisory", 32)
-    if r is None or r.vs_raw is None:
-        return None
-    return Verdict(
+        ("hot-slotted", "advisory", 64),
+        _hot_figure,
+        lambda r: r.vs_baseline >= 3 and r.p99_ms <= 50 and not r.problems,
+    ),
+    Target(
         "spread codes, 32 clients: >= 60 % of raw-update",
-        f"{_label(r)}: {r.vs_raw:.0%}",
-        r.vs_raw >= 0.6,
-    )
-
-
-def _nowait(rows: list[Row]) -> Verdict | None:
-    r = _row(rows, "hot-slotted", "nowait", 64)  # a hot code is slotted (README)
-    if r is None:
-        return None
-    return Verdict(
+        ("spread", "advisory", 32),
+        lambda r: None if r.vs_raw is None else f"{r.vs_raw:.0%}",
+        lambda r: r.vs_raw >= 0.6,
+    ),
+    Target(  # a hot code is slotted (README)
         "nowait on a hot code, 64 clients: give-ups < 1 %",
-        f"{_label(r)}: {r.giveup_rate:.1%}",
-        r.giveup_rate < 0.01,
-    )
-
-
-def _http_claim(rows: list[Row]) -> Verdict | None:
-    r = _row(rows, "http-claim", "1 worker", 32)
-    if r is None or r.vs_baseline is None:
-        return None
-    return Verdict(
+        ("hot-slotted", "nowait", 64),
+        lambda r: f"{r.giveup_rate:.1%}",
+        lambda r: r.giveup_rate < 0.01,
+    ),
+    Target(
         "HTTP claim, 32 clients: >= 50 % of direct SQL",
-        f"{_label(r)}: {r.vs_baseline:.0%} of spread advisory",
-        r.vs_baseline >= 0.5,
-    )
-
-
-def _cached_status(rows: list[Row]) -> Verdict | None:
-    r = _row(rows, "http-status-cached", "1 worker", 32)
-    if r is None or r.p99_ms is None:
-        return None
-    return Verdict(
+        ("http-claim", "1 worker", 32),
+        lambda r: None if r.vs_baseline is None else f"{r.vs_baseline:.0%} of spread advisory",
+        lambda r: r.vs_baseline >= 0.5,
+    ),
+    Target(
         "cached status, 32 clients: >= 5 000 req/s, p99 < 20 ms",
-        f"{_label(r)}: {r.ops_per_s:.0f} req/s, p99 {r.p99_ms:.1f} ms",
-        r.ops_per_s >= 5000 and r.p99_ms < 20,
-    )
-
-
-TARGETS: list[Callable[[list[Row]], Verdict | None]] = [
-    _hot,
-    _spread,
-    _nowait,
-    _http_claim,
-    _cached_status,
+        ("http-status-cached", "1 worker", 32),
+        lambda r: None if r.p99_ms is None else f"{r.ops_per_s:.0f} req/s, p99 {r.p99_ms:.1f} ms",
+        lambda r: r.ops_per_s >= 5000 and r.p99_ms < 20,
+    ),
 ]
 
 
 def verdicts(rows: list[Row]) -> list[Verdict]:
     """The targets this run's rows can answer, in the issue's order."""
-    return [v for target in TARGETS if (v := target(rows)) is not None]
+    by_key = {row_key(r): r for r in rows}
+    found = []
+    for target in TARGETS:
+        r = by_key.get(target.row)
+        if r is not None and (figure := target.figure(r)) is not None:
+            label = f"{r.workload} {r.lock_mode or '-'}, {r.clients} clients"
+            found.append(Verdict(target.text, f"{label}: {figure}", target.met(r)))
+    return found
 
 
 def summary(found: list[Verdict]) -> str:
