@@ -18,6 +18,7 @@ from api.background import Listener, Periodic, running
 from api.cache import ResultCache
 from api.db import make_pool
 from api.errors import ErrorCatalog, handle_exception
+from api.fastpath import FastRoutes
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes.admin import AdminController
 from api.routes.claims import ClaimsController
@@ -109,8 +110,9 @@ def create_app(settings: Settings) -> Litestar:
     )
     # Timed around the router, not as `middleware=` (Litestar runs that per route, after
     # routing): requests no route matches (404, 405) are counted too, under route
-    # "unmatched". The same place Litestar's OpenTelemetry plugin wraps.
-    app.asgi_handler = MetricsMiddleware(app.asgi_handler)
+    # "unmatched". The same place Litestar's OpenTelemetry plugin wraps. Inside it, before
+    # the router, the fast path of claim and release.
+    app.asgi_handler = MetricsMiddleware(FastRoutes(app.asgi_handler, app))
     _complete_openapi(app)
     return app
 

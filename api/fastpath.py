@@ -1,33 +1,46 @@
 """Claim and release without Litestar's per-request machinery, for well-formed requests.
 
 Why: on 2 cores shared with PostgreSQL, the API process's CPU per request decides the HTTP
-claim throughput, and Litestar's request pipeline (request and kwargs models, signature
-validation, response objects, header containers) costs more of it than the SQL call
-(docs/benchmarks-history.md, "Claim and release on the fast path": a raw ASGI app on the same
-uvicorn and psycopg pool served 18-38 % more pairs per second than the thinnest Litestar app).
+claim throughput, and Litestar's request pipeline (routing, request and kwargs models,
+signature validation, response objects, header containers, its exception layer) costs
+more of it than the SQL call (docs/benchmarks-history.md, "Claim and release on the fast
+path"; "The fast path before the router").
 
-How: `FAST_CLAIM` and `FAST_RELEASE` are route middleware of exactly those two handlers, the
-innermost (after the token check, inside the metrics middleware). Each serves a request
-only when it is plainly valid: the same msgspec types as the handler accept it (code, body,
-claim id, token), the body has a Content-Length within the limit and JSON content type.
-Then it calls the same service method and sends the same JSON the handler would. Anything
-else (a malformed or unusual request, a chunked body) goes on, unchanged, to the Litestar
-handler, so the handler stays the one definition of the endpoint: its validation errors,
-its edge cases and the OpenAPI document. Errors of the operation itself (CODE_FULL,
-database down, ...) are rendered by the app's own exception handler, as the handler's are.
+How: `FastRoutes` sits between the metrics middleware and Litestar's router (api/app.py)
+and answers exactly two requests itself: `POST /v1/codes/{code}/claims` and
+`DELETE /v1/claims/{claim_id}`, and only when they are plainly valid: the canonical path,
+a valid Host header, a writer's token, the same msgspec types as the handlers accept
+(code, body, claim id, token), a body with a Content-Length within the limit and JSON
+content type. Then it calls the same service method and sends the same JSON the handler
+would, with the route's template and handler in the scope as the router puts them (the
+metrics label it the same). Anything else (a missing or wrong token, a malformed or
+unusual request, a chunked body, another path) goes on, unchanged, to Litestar, so the
+handlers stay the one definition of the endpoints: their refusals, validation errors,
+edge cases and the OpenAPI document. Errors of the operation itself (CODE_FULL, database
+down, ...) are rendered by the app's own exception handler, as the handlers' are.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import msgspec
+from litestar import Litestar
+from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import schemas
-from api.errors import send_error
+from api.auth import presented_token, require_writer
+from api.errors import ApiError, send_error
+
+try:  # the router's own Host check; private to Litestar, so without it nothing is fast
+    from litestar._asgi.utils import is_valid_host
+except ImportError:  # pragma: no cover - a Litestar that moved it
+
+    def is_valid_host(host: bytes) -> bool:
+        return False
+
 
 # What the route's own parameter types accept (api/routes/common.py), as msgspec types.
 _decode_claim = msgspec.json.Decoder(schemas.ClaimRequest).decode
@@ -37,30 +50,20 @@ _MAX_CLAIM_ID = 2**53 - 1
 _TOKEN = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
-# serve(path, scope, receive, send, route): answers the request, or awaits route(...) with it
-Serve = Callable[["FastPath", Scope, Receive, Send, ASGIApp], Awaitable[None]]
+# The two paths, canonical form only (Litestar also routes "//" and a trailing "/").
+_CLAIM_PATH = re.compile(r"/v1/codes/([^/]+)/claims")
+_RELEASE_PATH = re.compile(r"/v1/claims/([0-9]{1,16})")
 
 
 class FastPath:
-    """Route middleware answering with `serve` when it can (else `serve` calls the route).
-    `served` counts the requests it answered (they never reach the handler)."""
+    """The requests of one operation the fast path answered (they never reach Litestar)."""
 
-    def __init__(self, serve: Serve):
-        self._serve = serve
+    def __init__(self) -> None:
         self.served = 0
 
-    # Litestar copies route handlers with their middleware: one instance, one count.
-    def __copy__(self) -> FastPath:
-        return self
 
-    def __deepcopy__(self, memo: dict) -> FastPath:
-        return self
-
-    def __call__(self, app: ASGIApp) -> ASGIApp:
-        async def fast_path(scope: Scope, receive: Receive, send: Send) -> None:
-            await self._serve(self, scope, receive, send, app)
-
-        return fast_path
+FAST_CLAIM = FastPath()
+FAST_RELEASE = FastPath()
 
 
 async def _respond(send: Send, status: int, value: msgspec.Struct) -> None:
@@ -101,11 +104,9 @@ def _replaying(messages: list[Message], receive: Receive) -> Receive:
     return replay
 
 
-async def _serve_claim(
-    path: FastPath, scope: Scope, receive: Receive, send: Send, route: ASGIApp
-) -> None:
+async def _serve_claim(scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
     if not _plain_json_body(scope):
-        await route(scope, receive, send)
+        await app(scope, receive, send)
         return
     messages: list[Message] = []
     while True:
@@ -120,9 +121,9 @@ async def _serve_claim(
         data = _decode_claim(b"".join(m.get("body", b"") for m in messages))
     except msgspec.DecodeError:  # (ValidationError is one)
         # The handler reads the same messages again and says what is wrong.
-        await route(scope, _replaying(messages, receive), send)
+        await app(scope, _replaying(messages, receive), send)
         return
-    path.served += 1
+    FAST_CLAIM.served += 1
     try:
         claim = await scope["app"].state.service.claim(code, data.holder, data.lock_mode)
     except Exception as exc:  # rendered as the handler's errors are
@@ -131,15 +132,13 @@ async def _serve_claim(
     await _respond(send, 200 if claim.already_held else 201, claim)
 
 
-async def _serve_release(
-    path: FastPath, scope: Scope, receive: Receive, send: Send, route: ASGIApp
-) -> None:
+async def _serve_release(scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
     claim_id = scope["path_params"]["claim_id"]
     token = _header(scope, b"x-claim-token")
     if not 1 <= claim_id <= _MAX_CLAIM_ID or token is None or not _TOKEN.fullmatch(token):
-        await route(scope, receive, send)
+        await app(scope, receive, send)
         return
-    path.served += 1
+    FAST_RELEASE.served += 1
     try:
         release = await scope["app"].state.service.release(claim_id, UUID(token.decode()))
     except Exception as exc:
@@ -148,5 +147,48 @@ async def _serve_release(
     await _respond(send, 200, release)
 
 
-FAST_CLAIM = FastPath(_serve_claim)
-FAST_RELEASE = FastPath(_serve_release)
+class FastRoutes:
+    """ASGI wrapper of Litestar's router answering well-formed claims and releases itself
+    (see the module's docstring); everything else goes to `app`, the router."""
+
+    def __init__(self, app: ASGIApp, litestar: Litestar) -> None:
+        self.app = app
+        handlers = {
+            handler.operation_id: (handler, route.path_format)
+            for route in litestar.routes
+            if isinstance(route, HTTPRoute)
+            for handler in route.route_handlers
+        }
+        self._claim = handlers["claimCode"]
+        self._release = handlers["releaseClaim"]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        serve = self._fast(scope) if scope["type"] == "http" else None
+        if serve is None:
+            await self.app(scope, receive, send)
+        else:
+            await serve(scope, receive, send, self.app)
+
+    def _fast(self, scope: Scope):
+        """The fast path's function for this request, after putting the route into the
+        scope as the router would; None when Litestar answers it (another route, an invalid
+        Host, no writer's token: the route's own check refuses it)."""
+        method, path = scope["method"], scope["path"]
+        if scope.get("root_path"):
+            return None
+        if method == "POST" and (m := _CLAIM_PATH.fullmatch(path)):
+            route, params, serve = self._claim, {"code": m.group(1)}, _serve_claim
+        elif method == "DELETE" and (m := _RELEASE_PATH.fullmatch(path)):
+            route, params, serve = self._release, {"claim_id": int(m.group(1))}, _serve_release
+        else:
+            return None
+        host = _header(scope, b"host")
+        if host is not None and not is_valid_host(host):
+            return None
+        try:
+            require_writer(scope["app"].state.settings, presented_token(scope))
+        except ApiError:
+            return None
+        scope["route_handler"], scope["path_template"] = route
+        scope["path_params"] = params
+        return serve

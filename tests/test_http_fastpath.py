@@ -94,3 +94,49 @@ async def test_bad_claims_are_left_to_the_handler(fastdb, body):
         # fast path never looked at it.
         alone = await c.post(CLAIMS, content=body, headers=FOR_THE_HANDLER)
         assert _answer(response) == _answer(alone)
+
+
+@pytest.mark.parametrize(
+    ("headers", "name", "status"),
+    [
+        ({}, "UNAUTHORIZED", 401),
+        ({"Authorization": "Bearer not-a-token"}, "UNAUTHORIZED", 401),
+        ({"Authorization": "Bearer admin-secret", "Host": "bad host!"}, "VALIDATION_ERROR", 400),
+    ],
+)
+async def test_requests_the_router_refuses_are_left_to_it(fastdb, headers, name, status):
+    async with api_client(settings_for(fastdb)) as c:
+        claims, releases = FAST_CLAIM.served, FAST_RELEASE.served
+        claim = await c.post(CLAIMS, json={"holder": "alice"}, headers=headers)
+        assert_error(claim, name, status)
+        token = {"X-Claim-Token": "00000000-0000-4000-8000-000000000000"}
+        assert_error(await c.delete("/v1/claims/1", headers=headers | token), name, status)
+        assert (FAST_CLAIM.served, FAST_RELEASE.served) == (claims, releases)
+        usage = (await c.get("/v1/codes/FAST-1")).json()["usage_count"]
+        assert usage == 0
+
+
+async def test_paths_the_router_also_routes_reach_the_handler_with_the_same_answer(fastdb):
+    async with api_client(settings_for(fastdb)) as c:
+        served = FAST_CLAIM.served
+        slash = await c.post(CLAIMS + "/", json={"holder": "alice"}, headers=CLIENT_AUTH)
+        assert slash.status_code == 201, slash.text  # Litestar routes the trailing slash
+        assert FAST_CLAIM.served == served
+        again = await c.post(CLAIMS, json={"holder": "alice"}, headers=CLIENT_AUTH)
+        assert FAST_CLAIM.served == served + 1
+        assert again.json() | {"already_held": False} == slash.json()
+
+
+async def test_the_fast_path_is_timed_under_its_route_and_operation(fastdb):
+    async with api_client(settings_for(fastdb)) as c:
+        served = FAST_CLAIM.served
+        await c.post(CLAIMS, json={"holder": "alice"}, headers=CLIENT_AUTH)
+        assert FAST_CLAIM.served == served + 1
+        text = (await c.get("/metrics")).text
+        assert (
+            'pgcapacity_http_request_duration_seconds_count{method="POST",'
+            'route="/v1/codes/{code}/claims",status="201"} 1.0'
+        ) in text
+        assert 'pgcapacity_operations_total{operation="claimCode",outcome="ok"} 1.0' in text
+        perf = (await c.get("/v1/performance")).json()
+        assert perf["windows"]["1m"]["claimCode"]["requests"] == 1
