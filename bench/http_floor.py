@@ -13,14 +13,26 @@ processes when the server is local, wrk) and how the API process was scheduled
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/http_floor.py
 
 Without DATABASE_URL it uses a private durable server, as make bench does. Linux only.
+`--against REV` adds the real API as of another commit (served from a temporary git
+worktree; the scratch database has this checkout's SQL, so compare commits that share
+it), to compare a change of the API with what it replaces; `--rows` picks rows,
+`--rounds` sets the rounds (each round runs the rows in the opposite order to the last),
+`--clients` the concurrency (1: the API's CPU per request without contention, the
+steadiest figure on a noisy machine). Medians by row at the end:
+
+    .venv/bin/python bench/http_floor.py --rows pgcapacity --against HEAD~1 --rounds 6 --clients 1
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
 import os
 import resource
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +47,7 @@ from psycopg_pool import AsyncConnectionPool
 CLIENTS = 32
 SECONDS = 5
 ROUNDS = 2
+ROWS = ("direct SQL", "raw ASGI", "bare", "pgcapacity")
 POOL = 20  # connections of both apps, as make bench gives its HTTP rows
 pool: AsyncConnectionPool | None = None
 
@@ -195,7 +208,8 @@ def _accounted(pid: int | None):
     out["run"], out["wait"] = (a - b for a, b in zip(after[3], before[3], strict=True))
 
 
-def _report(label: str, pairs_per_s: float, p99: float | None, used: dict) -> None:
+def _report(label: str, pairs_per_s: float, p99: float | None, used: dict) -> float:
+    """Prints the run's line; returns the API process's (or client's) CPU us per pair."""
     pairs = pairs_per_s * used["wall"]
     per_pair = "  ".join(
         f"{key} {1e6 * used[key] / pairs:4.0f}" for key in ("own", "postgres", "wrk") if used[key]
@@ -212,34 +226,67 @@ def _report(label: str, pairs_per_s: float, p99: float | None, used: dict) -> No
         f"cores busy {busy:.2f}{sched}",
         flush=True,
     )
+    return 1e6 * used["own"] / pairs
+
+
+@contextmanager
+def _checkout(rev: str | None):
+    """A temporary git worktree of `rev` (None: no checkout), removed at the end."""
+    if rev is None:
+        yield None
+        return
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = tempfile.mkdtemp(prefix="pgcapacity-against-")
+    subprocess.run(["git", "-C", repo, "worktree", "add", "--detach", path, rev], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", repo, "worktree", "remove", "--force", path], check=False)
+
+
+def _arguments() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS))
+    p.add_argument("--against", metavar="REV", help="also the API as of this git revision")
+    p.add_argument("--rounds", type=int, default=ROUNDS)
+    p.add_argument("--clients", type=int, default=CLIENTS)
+    return p.parse_args()
 
 
 def main() -> None:
+    args = _arguments()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from api.bench import http, runner, workloads
     from api.bench.main import scratch_database
 
     spread = workloads.WORKLOADS["spread"].make_op("advisory", 0)
-    with scratch_database(os.environ.get("DATABASE_URL")) as (db, _):
+    labels = list(args.rows) + ([f"pgcapacity@{args.against}"] if args.against else [])
+    results: dict[str, list[tuple[float, float]]] = {label: [] for label in labels}
+    with (
+        _checkout(args.against) as other,
+        scratch_database(os.environ.get("DATABASE_URL")) as (db, _),
+    ):
         with psycopg.connect(db, autocommit=True) as conn:
             workloads.install(conn)
         print(
-            f"claim+release pairs/s, {CLIENTS} clients, {SECONDS} s per run; CPU per pair of the "
+            f"claim+release pairs/s, {args.clients} clients, {SECONDS} s per run; CPU per pair of the "
             "client (SQL) or API process ('own'), PostgreSQL and wrk"
         )
-        for rnd in range(ROUNDS):
-            for label in ("direct SQL", "raw ASGI", "bare", "pgcapacity"):
+        for rnd in range(args.rounds):
+            for label in labels if rnd % 2 == 0 else labels[::-1]:
                 with psycopg.connect(db, autocommit=True) as conn:
-                    workloads.reset(conn, CLIENTS)
+                    workloads.reset(conn, args.clients)
                 if label == "direct SQL":
-                    conns = [psycopg.connect(db, autocommit=True) for _ in range(CLIENTS)]
+                    conns = [psycopg.connect(db, autocommit=True) for _ in range(args.clients)]
                     try:
                         with _accounted(None) as used:
                             m = runner.measure(conns, spread, seconds=SECONDS, warmup=0, seed=rnd)
                     finally:
                         for c in conns:
                             c.close()
-                    _report(label, m.throughput, m.percentile_ms(0.99), used)
+                    own = _report(label, m.throughput, m.percentile_ms(0.99), used)
+                    results[label].append((m.throughput, own))
                     continue
                 if label in ("raw ASGI", "bare"):
                     proc, base = _stack_server(
@@ -247,17 +294,26 @@ def main() -> None:
                     )
                     try:
                         with _accounted(proc.pid) as used:
-                            row = http.run_wrk(base, "http-claim", CLIENTS, SECONDS)
+                            row = http.run_wrk(base, "http-claim", args.clients, SECONDS)
                     finally:
                         proc.terminate()
                         proc.wait()
                 else:
+                    checkout = other if label.startswith("pgcapacity@") else None
                     with (
-                        http.api_server(db, cache_ttl_ms=0, pool_max=POOL) as base,
+                        http.api_server(
+                            db, cache_ttl_ms=0, pool_max=POOL, checkout=checkout
+                        ) as base,
                         _accounted(_listening_pid(int(base.rsplit(":", 1)[1]))) as used,
                     ):
-                        row = http.run_wrk(base, "http-claim", CLIENTS, SECONDS)
-                _report(label, row.ops_per_s, row.p99_ms, used)
+                        row = http.run_wrk(base, "http-claim", args.clients, SECONDS)
+                own = _report(label, row.ops_per_s, row.p99_ms, used)
+                results[label].append((row.ops_per_s, own))
+    print(f"median of {args.rounds} rounds: pairs/s, CPU us per pair of the API process or client")
+    for label, runs in results.items():
+        pairs = statistics.median(p for p, _ in runs)
+        own = statistics.median(o for _, o in runs)
+        print(f"{label:<22} {pairs:6.0f}  {own:5.0f} us")
 
 
 if __name__ == "__main__":

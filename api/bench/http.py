@@ -100,10 +100,18 @@ def wrk_path() -> str:
 
 @contextmanager
 def api_server(
-    db: str, *, cache_ttl_ms: int, pool_max: int, workers: int = 1, env: dict | None = None
+    db: str,
+    *,
+    cache_ttl_ms: int,
+    pool_max: int,
+    workers: int = 1,
+    env: dict | None = None,
+    checkout: str | None = None,
 ):
     """`pgcapacity serve` in its own process on a free port, with `workers` worker processes
-    of `pool_max` connections each and writes open to TOKEN; yields its base URL."""
+    of `pool_max` connections each and writes open to TOKEN; yields its base URL.
+    `checkout`: a directory holding another version of the code to serve (bench scripts
+    comparing two commits); by default this one."""
     port = pgserver.free_port()
     env = (
         os.environ
@@ -125,6 +133,7 @@ def api_server(
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            cwd=checkout,
         )
         try:
             yield _wait_ready(f"http://127.0.0.1:{port}", proc, log)
