@@ -23,6 +23,7 @@ down, ...) are rendered by the app's own exception handler, as the handlers' are
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import msgspec
@@ -50,6 +51,8 @@ _MAX_CLAIM_ID = 2**53 - 1
 _TOKEN = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
+# serve(scope, receive, send, app): answers the request, or hands it to `app` (Litestar)
+Serve = Callable[[Scope, Receive, Send, ASGIApp], Awaitable[None]]
 # The two paths, canonical form only (Litestar also routes "//" and a trailing "/").
 _CLAIM_PATH = re.compile(r"/v1/codes/([^/]+)/claims")
 _RELEASE_PATH = re.compile(r"/v1/claims/([0-9]{1,16})")
@@ -169,7 +172,7 @@ class FastRoutes:
         else:
             await serve(scope, receive, send, self.app)
 
-    def _fast(self, scope: Scope):
+    def _fast(self, scope: Scope) -> Serve | None:
         """The fast path's function for this request, after putting the route into the
         scope as the router would; None when Litestar answers it (another route, an invalid
         Host, no writer's token: the route's own check refuses it)."""
