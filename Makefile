@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup test pgtap lint run bench sql clean
+.PHONY: help setup test pgtap lint run bench bench-targets sql clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +31,13 @@ run: setup ## serve the API on 127.0.0.1:8000 (embedded PostgreSQL in ./.pgdata 
 BENCH_ARGS ?=
 bench: setup ## benchmark workloads x lock modes x clients against baselines (BENCH_ARGS='--help')
 	$(BIN)/pgcapacity bench $(BENCH_ARGS)
+
+# The rows the issue-4 targets are read from, five rounds (about 10 minutes).
+TARGET_ROWS = --workloads hot-slotted spread naive-hot naive-spread floor-spread raw-update \
+	--modes advisory wait nowait --clients 32 64 --repeat 5 --http --http-workers 1
+
+bench-targets: setup ## the performance targets' rows, five rounds, judged (docs/benchmarks.md)
+	$(BIN)/pgcapacity bench $(TARGET_ROWS) $(BENCH_ARGS)
 
 sql: setup ## print the install SQL for psql -f
 	@$(BIN)/pgcapacity sql
