@@ -173,6 +173,51 @@ def backend_cpu_per_pair(db: str, script: Path, pairs: int = 10_000) -> float | 
     return None
 
 
+FUNCTIONS_SQL = Path(__file__).parent.parent / "sql" / "functions"
+
+
+def installed_definition(sql_file: str, function: str) -> str:
+    """A capacity function's CREATE statement as installed (from sql/functions/`sql_file`),
+    for scripts that swap in a variant for a run and put this back after it."""
+    path = FUNCTIONS_SQL / sql_file
+    pattern = rf"CREATE OR REPLACE FUNCTION capacity\.{function}\(.*?\n\$\$;"
+    found = re.search(pattern, path.read_text(), re.S)
+    if not found:
+        raise SystemExit(f"capacity.{function}() not found in {path}")
+    return found.group(0)
+
+
+def backend_cpu_of_variants(
+    db: str, variants: dict[str, tuple[Path, list[str]]], installed: list[str], rounds: int
+) -> None:
+    """Prints backend_cpu_per_pair() of each variant, round by round and as medians: its
+    script run with its statements (function variants) in force, and `installed` (the
+    functions as installed) executed again after it."""
+    us: dict[str, list[float | None]] = {name: [] for name in variants}
+    for round_no in range(1, rounds + 1):
+        for name, (script, replacements) in variants.items():
+            with psycopg.connect(db, autocommit=True) as conn:
+                for statement in replacements:
+                    conn.execute(statement)
+            try:
+                us[name].append(backend_cpu_per_pair(db, script))
+            finally:
+                with psycopg.connect(db, autocommit=True) as conn:
+                    for statement in installed:
+                        conn.execute(statement)
+        print(
+            f"round {round_no}: "
+            + "; ".join(f"{n} {v[-1]:.0f} us" for n, v in us.items() if v[-1]),
+            flush=True,
+        )
+    print("backend CPU per pair, 1 client, synchronous_commit off: median (by round)")
+    for name, values in us.items():
+        known = [v for v in values if v is not None]
+        median = f"{statistics.median(known):.0f}" if known else "-"
+        by_round = " ".join("-" if v is None else f"{v:.0f}" for v in values)
+        print(f"{name:<20} {median:>5} us   ({by_round})")
+
+
 def _backend_ticks(db: str, script: Path, pairs: int) -> int | None:
     """The backend's CPU ticks for one pgbench run, or None when its last one was missed."""
     name = f"cpu_per_pair_{uuid.uuid4().hex[:12]}"  # not the previous run's exiting backend

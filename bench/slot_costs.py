@@ -53,7 +53,6 @@ from api.bench.main import scratch_database
 
 SECONDS = 5
 CLIENT_COUNTS = (32, 64)
-SLOTS_SQL = Path(__file__).parent.parent / "sql" / "functions" / "_slots.sql"
 NO_SUM = """CREATE OR REPLACE FUNCTION capacity._slot_usage(p_code_id bigint)
 RETURNS integer LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN 0; END $$"""
 # code, slots, fillfactor of code_slots when its rows are created, whether the sum is off,
@@ -70,18 +69,8 @@ VARIANTS = {
 }
 
 
-def installed_definition(function: str) -> str:
-    """A capacity function's CREATE statement as installed (from _slots.sql)."""
-    text = SLOTS_SQL.read_text()
-    pattern = rf"CREATE OR REPLACE FUNCTION capacity\.{function}\(.*?\n\$\$;"
-    found = re.search(pattern, text, re.S)
-    if not found:
-        raise SystemExit(f"capacity.{function}() not found in {SLOTS_SQL}")
-    return found.group(0)
-
-
 def slot_usage_definition() -> str:
-    return installed_definition("_slot_usage")
+    return cpu_per_pair.installed_definition("_slots.sql", "_slot_usage")
 
 
 def without_subtransaction(take_slot: str) -> str:
@@ -128,7 +117,7 @@ SELECT released FROM capacity.release(:claim_id);
 
 def cpu_main(rounds: int) -> None:
     """Backend CPU per pair, one client: slotted as installed, without its parts, spread."""
-    take_slot = installed_definition("_take_slot")
+    take_slot = cpu_per_pair.installed_definition("_slots.sql", "_take_slot")
     installed = [slot_usage_definition(), take_slot]
     variants = {  # script, replacements in force during the variant's run
         "128 slots": ("hot", []),
@@ -143,29 +132,12 @@ def cpu_main(rounds: int) -> None:
             scripts = {"hot": Path(tmp) / "hot.sql", "spread": Path(tmp) / "spread.sql"}
             scripts["hot"].write_text(pair(VARIANTS["128 slots"][0]))
             scripts["spread"].write_text(cpu_per_pair.SCRIPTS["pgcapacity"])
-            us: dict[str, list[float]] = {name: [] for name in variants}
-            for round_no in range(1, rounds + 1):
-                for name, (script, replacements) in variants.items():
-                    with psycopg.connect(db, autocommit=True) as conn:
-                        for statement in replacements:
-                            conn.execute(statement)
-                    try:
-                        us[name].append(cpu_per_pair.backend_cpu_per_pair(db, scripts[script]))
-                    finally:
-                        with psycopg.connect(db, autocommit=True) as conn:
-                            for statement in installed:
-                                conn.execute(statement)
-                print(
-                    f"round {round_no}: "
-                    + "; ".join(f"{n} {v[-1]:.0f} us" for n, v in us.items() if v[-1]),
-                    flush=True,
-                )
-            print("backend CPU per pair, 1 client, synchronous_commit off: median (by round)")
-            for name, values in us.items():
-                known = [v for v in values if v is not None]
-                median = f"{statistics.median(known):.0f}" if known else "-"
-                by_round = " ".join("-" if v is None else f"{v:.0f}" for v in values)
-                print(f"{name:<20} {median:>5} us   ({by_round})")
+            cpu_per_pair.backend_cpu_of_variants(
+                db,
+                {name: (scripts[script], swaps) for name, (script, swaps) in variants.items()},
+                installed,
+                rounds,
+            )
 
 
 def main() -> None:
