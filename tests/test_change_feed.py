@@ -172,3 +172,24 @@ def test_the_dashboards_last_hour_counts_each_committed_claim_once_while_publish
             ).fetchall()
         )
         assert board == expected
+
+
+def test_readers_of_the_dashboard_never_wait_for_a_refresh_and_see_one_set_of_rows(db):
+    """A refresh rewrites the dashboard's rows in its own transaction: while it is open, a
+    reader gets the previous rows at once (a TRUNCATE or a plain REFRESH MATERIALIZED VIEW
+    would make it wait), and after it commits, all of the new ones."""
+    reset(db, [{"code": f"READ-{p}", "max_uses": 5, "pool": f"read-{p}"} for p in "ab"])
+    rows = "SELECT pool, units_used FROM capacity.dashboard WHERE pool LIKE 'read-%' ORDER BY pool"
+    with (
+        psycopg.connect(db, autocommit=True) as reader,
+        psycopg.connect(db) as refresher,  # not autocommit: its transaction stays open
+    ):
+        reader.execute("SELECT capacity.refresh_dashboard(true)")
+        reader.execute("SELECT capacity.claim('READ-A', 'h'), capacity.claim('READ-B', 'h')")
+        assert refresher.execute(
+            "SELECT refreshed FROM capacity.refresh_dashboard()"
+        ).fetchone() == (True,)
+        reader.execute("SET statement_timeout = '2s'")  # a wait would fail the read
+        assert reader.execute(rows).fetchall() == [("read-a", 0), ("read-b", 0)]
+        refresher.commit()
+        assert reader.execute(rows).fetchall() == [("read-a", 1), ("read-b", 1)]

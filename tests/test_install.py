@@ -157,21 +157,27 @@ def test_dba_path_psql_install_then_pg_prove(new_database):
     assert "All tests successful." in done.stdout
 
 
-def test_upgrade_to_0008_counts_the_last_hour_from_the_events_once(new_database, tmp_path):
-    """A database at migration 0007 with an hour of history, upgraded: the dashboard's last
-    hour is seeded from the events (older ones and other kinds left out), and the change
-    marks written before the upgrade (which count nothing) add nothing."""
+def schema_before(new_database, tmp_path, migration: str) -> str:
+    """A new database with the migrations numbered below `migration` applied: the schema
+    alone, plus what every install ends with (re-granting app roles)."""
     db = new_database(empty=True)
     old = tmp_path / "sql"
     (old / "functions").mkdir(parents=True)
     (old / "views").mkdir()
     (old / "migrations").mkdir()
     for path in sorted((installer.sql_dir() / "migrations").glob("*.sql")):
-        if path.name < "0008":
+        if path.name < migration:
             shutil.copy(path, old / "migrations" / path.name)
-    # The schema alone, plus what every install ends with (re-granting app roles).
     shutil.copy(installer.sql_dir() / "functions" / "grant_app_access.sql", old / "functions")
     installer.migrate(db, old)
+    return db
+
+
+def test_upgrade_to_0008_counts_the_last_hour_from_the_events_once(new_database, tmp_path):
+    """A database at migration 0007 with an hour of history, upgraded: the dashboard's last
+    hour is seeded from the events (older ones and other kinds left out), and the change
+    marks written before the upgrade (which count nothing) add nothing."""
+    db = schema_before(new_database, tmp_path, "0008")
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("""
             INSERT INTO capacity.codes (code, pool, max_uses) VALUES ('UP-1', 'up', 10), ('UP-2', 'up2', 10);
@@ -191,3 +197,34 @@ def test_upgrade_to_0008_counts_the_last_hour_from_the_events_once(new_database,
         assert conn.execute(
             "SELECT pool, claims_last_hour, expiries_last_hour FROM capacity.dashboard ORDER BY pool"
         ).fetchall() == [("up", 2, 1), ("up2", 1, 0)]
+
+
+def test_upgrade_to_0009_keeps_the_dashboards_rows_and_its_readers(new_database, tmp_path):
+    """The materialized view becomes a view of the rows refresh_dashboard() writes: the
+    rows refreshed before the upgrade are shown until the next refresh, an application
+    role reads it as before, and the next refresh replaces them."""
+    db = schema_before(new_database, tmp_path, "0009")
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("""
+            INSERT INTO capacity.codes (code, pool, max_uses, usage_count)
+            VALUES ('UP-1', 'up', 10, 3), ('UP-2', 'up', 4, 4);
+            REFRESH MATERIALIZED VIEW capacity.dashboard;
+            UPDATE capacity.codes SET usage_count = 1 WHERE code = 'UP-1';
+            DROP ROLE IF EXISTS pgcapacity_up_reader;
+            CREATE ROLE pgcapacity_up_reader;
+            SELECT capacity.grant_app_access('pgcapacity_up_reader');
+        """)
+    upgraded = {step: outcome for step, outcome in installer.migrate(db)}
+    assert upgraded["migrations/0009_dashboard_table.sql"] == "applied"
+    row = "SELECT pool, codes, full_codes, units_used, units_total FROM capacity.dashboard"
+    with psycopg.connect(db, autocommit=True) as conn:
+        kind = conn.execute(
+            "SELECT relkind FROM pg_class WHERE oid = 'capacity.dashboard'::regclass"
+        )
+        assert kind.fetchone() == ("v",)
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET LOCAL ROLE pgcapacity_up_reader")
+            assert conn.execute(row).fetchall() == [("up", 2, 1, 7, 14)]  # as refreshed before
+        conn.execute("SELECT capacity.refresh_dashboard(true)")
+        assert conn.execute(row).fetchall() == [("up", 2, 1, 5, 14)]
+        conn.execute("DROP OWNED BY pgcapacity_up_reader; DROP ROLE pgcapacity_up_reader")
