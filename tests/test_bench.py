@@ -12,7 +12,7 @@ import pytest
 from api import cli
 from api.bench import http, targets, workloads
 from api.bench import main as bench_main
-from api.bench.report import Row, by_round
+from api.bench.report import Row, add_ratios, by_round, ratios_of
 from api.bench.runner import Measurement
 
 
@@ -111,11 +111,18 @@ def test_http_rows_drive_the_real_api_with_wrk(admin_conninfo, capsys):
         ]
     )
     assert bench_main.run(args, admin_conninfo) == 0
-    rows = {r["workload"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
-    for name in http.HTTP_WORKLOADS:
+    report = json.loads(capsys.readouterr().out)
+    rows = {r["workload"]: r for r in report["rows"]}
+    for name in http.HTTP_TABLE:
         row = rows[name]
         assert row["ops"] > 0 and row["errors"] == 0 and row["problems"] == [], row
-    assert rows["http-claim"]["vs_baseline"] is not None  # against SQL spread claims
+    # http-claim against the direct SQL claims run beside it, not the spread row before
+    by_mode = {(r["workload"], r["lock_mode"]): r for r in report["rows"]}
+    for config in ("1 worker", "2 workers"):  # each API's claims against the SQL beside it
+        beside, claim = by_mode["sql-claim", config], by_mode["http-claim", config]
+        assert beside["ops"] > 0 and beside["problems"] == [] and beside["audited"]
+        assert claim["vs_baseline"] == round(claim["ops_per_s"] / beside["ops_per_s"], 2)
+        assert rows["spread"]["ops_per_s"] != beside["ops_per_s"]  # a run of its own
     assert rows["http-status-cached"]["vs_baseline"] is not None  # against SELECT 1
 
 
@@ -163,7 +170,10 @@ def test_the_targets_are_judged_on_their_own_rows_and_bars():
         "cached status": False,  # p99 must stay under 20 ms
     }
     assert found["spread codes"].measured == "spread advisory, 32 clients: 59%"
-    assert found["HTTP claim"].measured == "http-claim 1 worker, 32 clients: 50% of spread advisory"
+    assert (
+        found["HTTP claim"].measured
+        == "http-claim 1 worker, 32 clients: 50% of sql-claim beside it"
+    )
 
 
 def test_a_hot_code_that_oversold_misses_its_target_whatever_its_rate():
@@ -188,3 +198,43 @@ def test_the_table_ends_with_the_targets_its_rows_answer(admin_conninfo, capsys)
     (line,) = verdicts.strip().splitlines()  # only the spread target has its rows here
     assert "spread codes, 32 clients: >= 60 % of raw-update" in line
     assert line.split()[0] in ("met", "NOT")
+
+
+def test_each_http_claim_row_is_compared_with_the_sql_claims_run_beside_its_own_api():
+    rows = [
+        _row("spread", "advisory", 32, ops_per_s=1000.0),  # minutes earlier: not the baseline
+        _row("sql-claim", "1 worker", 32, ops_per_s=800.0),
+        _row("http-claim", "1 worker", 32, ops_per_s=400.0),
+        _row("sql-claim", "2 workers", 32, ops_per_s=600.0),
+        _row("http-claim", "2 workers", 32, ops_per_s=450.0),
+    ]
+    baseline_of = {n: w.baseline for n, w in workloads.WORKLOADS.items()} | http.SQL_COUNTERPART
+    ratios = ratios_of(rows, baseline_of)
+    assert ratios[("http-claim", "1 worker", 32)][0] == 0.5
+    assert ratios[("http-claim", "2 workers", 32)][0] == 0.75
+    assert ratios[("sql-claim", "1 worker", 32)][0] is None  # a baseline itself
+
+
+def test_with_rounds_a_ratio_is_the_median_of_each_rounds_own_ratio():
+    """Three rounds of a row and its baseline, the machine slower in the second: the ratio
+    of the median runs would divide round 2's claims by round 2's baseline only by chance;
+    the rounds' ratios are 0.67, 0.4 and 0.5, and their median is what the row says."""
+    runs = [(100.0, 150.0), (200.0, 500.0), (300.0, 600.0)]  # (spread, naive-spread) per round
+    rounds = [
+        [_row("spread", "advisory", 8, ops_per_s=a), _row("naive-spread", None, 8, ops_per_s=b)]
+        for a, b in runs
+    ]
+    baseline_of = {n: w.baseline for n, w in workloads.WORKLOADS.items()}
+    medians = [
+        _row("spread", "advisory", 8, ops_per_s=200.0),
+        _row("naive-spread", None, 8, ops_per_s=500.0),
+    ]
+    add_ratios(medians, baseline_of, [ratios_of(each, baseline_of) for each in rounds])
+    assert medians[0].vs_baseline_rounds == [0.67, 0.4, 0.5]
+    assert medians[0].vs_baseline == 0.5  # not 200 / 500 = 0.4
+    one = [
+        _row("spread", "advisory", 8, ops_per_s=200.0),
+        _row("naive-spread", None, 8, ops_per_s=500.0),
+    ]
+    add_ratios(one, baseline_of)  # a single round: the ratio of the runs themselves
+    assert one[0].vs_baseline == 0.4

@@ -219,7 +219,7 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
                         verdict = "" if not row.problems else "  FAIL: " + "; ".join(row.problems)
                         _progress(f"{label} {row.ops_per_s:>8.0f} ops/s{verdict}", done=True)
                     if args.http:  # in every round too: the HTTP rows are medians like the rest
-                        rounds[-1] += _http_rows(db, args)
+                        rounds[-1] += _http_rows(db, args, admin, conns)
             finally:
                 stop_publishing()
                 for c in conns:
@@ -233,7 +233,7 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
             runs.setdefault(row_key(row), []).append(row)
     rows = [_median(v) for v in runs.values()]
     add_ratios(rows, baseline_of, per_round)
-    order = DEFAULT_WORKLOADS + http.HTTP_WORKLOADS
+    order = DEFAULT_WORKLOADS + http.HTTP_TABLE
     rows.sort(key=lambda r: (order.index(r.workload), r.lock_mode or "", r.clients))
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
     found = targets.verdicts(rows)
@@ -249,15 +249,16 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
     return 1 if any(r.problems for r in rows) else 0
 
 
-def _http_rows(db: str, args: argparse.Namespace) -> list[Row]:
-    """The HTTP rows: a server with the cache for the cached status, one without for the rest."""
+def _http_rows(db: str, args: argparse.Namespace, admin, conns) -> list[Row]:
+    """The HTTP rows: a server with the cache for the cached status, one without for the rest
+    (and beside it, the direct SQL claims each http-claim row is compared with)."""
     rows = []
     for workers in args.http_workers:
-        rows += _http_rows_of(db, args, workers)
+        rows += _http_rows_of(db, args, workers, admin, conns)
     return rows
 
 
-def _http_rows_of(db: str, args: argparse.Namespace, workers: int) -> list[Row]:
+def _http_rows_of(db: str, args: argparse.Namespace, workers: int, admin, conns) -> list[Row]:
     rows = []
     # The same database connections in all, whatever the number of workers.
     pool = -(-min(max(args.clients), 20) // workers)
@@ -266,6 +267,8 @@ def _http_rows_of(db: str, args: argparse.Namespace, workers: int) -> list[Row]:
         with http.api_server(db, cache_ttl_ms=cache_ttl, pool_max=pool, workers=workers) as base:
             for clients in args.clients:
                 for name in names:
+                    if name == "http-claim":
+                        rows.append(_sql_beside(admin, conns, clients, args, config))
                     with psycopg.connect(db, autocommit=True) as conn:
                         workloads.reset(conn, max(args.clients))
                     row = http.run_wrk(base, name, clients, args.seconds)
@@ -280,6 +283,16 @@ def _http_rows_of(db: str, args: argparse.Namespace, workers: int) -> list[Row]:
                     )
                     rows.append(row)
     return rows
+
+
+def _sql_beside(admin, conns, clients: int, args: argparse.Namespace, config: str) -> Row:
+    """http.SQL_BESIDE_CLAIM: the `spread` pairs in direct SQL, default lock mode, run while
+    the API of `config` is up (and idle), labelled with that API's mode."""
+    label = f"[http] {http.SQL_BESIDE_CLAIM:<19}{config:<10}{clients:>3} clients"
+    row = run_row(admin, conns, "spread", "advisory", clients, args, label)  # the default mode
+    row.workload, row.lock_mode = http.SQL_BESIDE_CLAIM, config
+    _progress(f"{label} {row.ops_per_s:>8.0f} ops/s", done=True)
+    return row
 
 
 def _publisher(db: str, interval_ms: int):
@@ -322,6 +335,8 @@ def _title(meta: dict) -> str:
         f"warm-up, median of {meta['repeat']}; {meta['elapsed_s']} s in all.\n"
         "ops/s: successful ops (claim+release pairs; reads: check + usage_batch); latencies "
         "in ms per op; give-up: share of attempts abandoned to contention; x base: ops/s over "
-        "the workload's baseline at the same clients; x raw: over the raw-update pair; mode "
-        "of an HTTP row: the API's worker processes.\n"
+        "the workload's baseline at the same clients; x raw: over the raw-update pair (with "
+        "several rounds: the median of the rounds' ratios, listed below the table); mode "
+        "of an HTTP row: the API's worker processes; sql-claim: the spread pairs in direct SQL "
+        "just before http-claim, beside that API (http-claim's x base).\n"
     )

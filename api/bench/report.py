@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass, field
 
 
@@ -46,12 +47,16 @@ def row_key(r: Row) -> tuple:
 
 def ratios_of(rows: list[Row], baseline_of: dict[str, str | None]) -> dict[tuple, tuple]:
     """Each row's (ops/s over its baseline at the same client count, over raw-update)."""
-    # Baselines have no lock mode; a pgcapacity workload as a baseline (for the HTTP rows)
+    # A baseline with the row's own mode first (sql-claim beside the http-claim row of the
+    # same API); else baselines have no lock mode, and a pgcapacity workload as a baseline
     # counts in its default mode.
+    exact = {row_key(r): r.ops_per_s for r in rows}
     best = {(r.workload, r.clients): r.ops_per_s for r in rows if r.lock_mode in (None, "advisory")}
     ratios = {}
     for r in rows:
-        base = best.get((baseline_of.get(r.workload), r.clients))
+        base = exact.get((baseline_of.get(r.workload), r.lock_mode, r.clients)) or best.get(
+            (baseline_of.get(r.workload), r.clients)
+        )
         raw = best.get(("raw-update", r.clients))
         ratios[row_key(r)] = (
             round(r.ops_per_s / base, 2) if base else None,
@@ -66,13 +71,25 @@ def add_ratios(
     """vs_baseline: ops/s over the workload's baseline at the same client count; vs_raw:
     over the raw random-row UPDATE pair. `per_round`: ratios_of() each --repeat round's
     runs, kept with the row (the machine's speed drifts between rounds, so they say how far
-    one run's ratio can be trusted)."""
+    one run's ratio can be trusted). With rounds, a row's ratio is the median of its
+    rounds' ratios, each over the baseline run in the same round, shortly before or after
+    it: a ratio of the median runs would divide runs of different rounds, and the drift
+    between rounds would enter the ratio that pairing within a round keeps out."""
     ratios = ratios_of(rows, baseline_of)
     for r in rows:
-        r.vs_baseline, r.vs_raw = ratios[row_key(r)]
         seen = [each[row_key(r)] for each in per_round if row_key(r) in each]
         r.vs_baseline_rounds = [base for base, _ in seen]
         r.vs_raw_rounds = [raw for _, raw in seen]
+        if len(seen) > 1:
+            r.vs_baseline = _median_ratio(r.vs_baseline_rounds)
+            r.vs_raw = _median_ratio(r.vs_raw_rounds)
+        else:
+            r.vs_baseline, r.vs_raw = ratios[row_key(r)]
+
+
+def _median_ratio(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 2) if known else None
 
 
 def by_round(rows: list[Row]) -> str:

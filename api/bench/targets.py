@@ -57,7 +57,7 @@ TARGETS = [
     Target(
         "HTTP claim, 32 clients: >= 50 % of direct SQL",
         ("http-claim", "1 worker", 32),
-        lambda r: None if r.vs_baseline is None else f"{r.vs_baseline:.0%} of spread advisory",
+        lambda r: None if r.vs_baseline is None else f"{r.vs_baseline:.0%} of sql-claim beside it",
         lambda r: r.vs_baseline >= 0.5,
     ),
     Target(
