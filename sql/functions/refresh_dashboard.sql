@@ -5,7 +5,7 @@
 -- records the publication count it read *before* refreshing: a batch published later
 -- leaves the dashboard stale for the next call, so nothing is ever missed.
 -- However many API instances ask, unforced refreshes never take more than a third of
--- the time: after one that took 100 ms or more (hundreds of thousands of codes), the next waits
+-- the time: after one that took 100 ms or more (some 200 000 codes here), the next waits
 -- until three times its duration has passed since it started (reason 'throttled'; the
 -- changes stay pending for the next call).
 -- jit = off: the aggregate's estimate grows with the codes, and once it passed the JIT
