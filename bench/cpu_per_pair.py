@@ -31,6 +31,7 @@ ms/flush then shows '-' unless track_wal_io_timing is on).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -43,6 +44,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
+from procstat import cpu_seconds  # a sibling module: bench/ is on the path of its users
 
 from api import pgserver
 from api.bench.main import scratch_database
@@ -167,9 +169,9 @@ def backend_cpu_per_pair(db: str, script: Path, pairs: int = 10_000) -> float | 
     client and the other processes. None when no read of it came close to its end.
     """
     for _ in range(3):
-        ticks = _backend_ticks(db, script, pairs)
-        if ticks is not None:
-            return ticks / os.sysconf("SC_CLK_TCK") / pairs * 1e6
+        used = _backend_seconds(db, script, pairs)
+        if used is not None:
+            return used / pairs * 1e6
     return None
 
 
@@ -218,11 +220,11 @@ def backend_cpu_of_variants(
         print(f"{name:<20} {median:>5} us   ({by_round})")
 
 
-def _backend_ticks(db: str, script: Path, pairs: int) -> int | None:
-    """The backend's CPU ticks for one pgbench run, or None when its last one was missed."""
+def _backend_seconds(db: str, script: Path, pairs: int) -> float | None:
+    """The backend's CPU seconds for one pgbench run, or None when its last read was missed."""
     name = f"cpu_per_pair_{uuid.uuid4().hex[:12]}"  # not the previous run's exiting backend
     env = dict(os.environ, PGOPTIONS="-c synchronous_commit=off", PGAPPNAME=name)
-    pid, ticks, read_at = None, None, 0.0
+    pid, used, read_at = None, None, 0.0
     with psycopg.connect(db, autocommit=True) as conn:  # before pgbench: it may end fast
         bench = subprocess.Popen(
             [*pgbench_command(script, 1), "-t", str(pairs), db], stdout=subprocess.DEVNULL, env=env
@@ -234,16 +236,13 @@ def _backend_ticks(db: str, script: Path, pairs: int) -> int | None:
                 ).fetchone()
                 pid = row[0] if row else None
             if pid is not None:
-                try:  # utime and stime: fields 14 and 15, after the parenthesised name
-                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                    ticks, read_at = int(fields[11]) + int(fields[12]), time.monotonic()
-                except FileNotFoundError:
-                    pass
+                with contextlib.suppress(FileNotFoundError):
+                    used, read_at = cpu_seconds(pid), time.monotonic()
             time.sleep(0.005)
         ended_at = time.monotonic()  # before closing the connection, which takes its own time
     if bench.returncode:
         raise SystemExit(f"pgbench failed on {script}")
-    return ticks if ended_at - read_at < 0.05 else None
+    return used if ended_at - read_at < 0.05 else None
 
 
 def prepare(db: str) -> None:

@@ -15,8 +15,9 @@ leave in an hour), then with EXTRA_CODES more codes, it times:
                                        optimizes above jit_optimize_above_cost)
     last hour from the events          the view's last-hour part as it was, jit off and on
 
-Medians of ROUNDS calls (5; EVENTS, EXTRA_CODES and ROUNDS from the environment), in ms. Needs nothing but a server (DATABASE_URL, else a private
-one as make bench starts); creates and drops a scratch database.
+Medians of ROUNDS calls (5; EVENTS, EXTRA_CODES and ROUNDS from the environment), in ms.
+Needs nothing but a server (DATABASE_URL, else a private one as make bench starts);
+creates and drops a scratch database.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/dashboard_refresh.py
 
@@ -40,6 +41,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from procstat import cpu_seconds  # a sibling module: bench/ is the script's directory
 
 from api.bench import runner, workloads
 from api.bench.main import scratch_database
@@ -134,11 +136,6 @@ LOAD_REFRESHES = {
 }
 
 
-def _backend_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def refresh_under_load(db: str, refresh: str, seed: int) -> tuple[float, float]:
     """(backend CPU ms per refresh, spread pairs/s) of one 8 s run."""
     with psycopg.connect(db, autocommit=True) as conn:
@@ -149,12 +146,12 @@ def refresh_under_load(db: str, refresh: str, seed: int) -> tuple[float, float]:
         with psycopg.connect(db, autocommit=True) as conn:
             conn.execute("SET jit = off")
             pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-            began, calls = _backend_cpu_s(pid), 0
+            began, calls = cpu_seconds(pid), 0
             while not stop.is_set():
                 conn.execute(refresh)
                 calls += 1
                 stop.wait(0.5)
-            used.append((_backend_cpu_s(pid) - began) * 1000 / calls)
+            used.append((cpu_seconds(pid) - began) * 1000 / calls)
 
     thread = threading.Thread(target=refresher)
     thread.start()

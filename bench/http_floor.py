@@ -42,6 +42,7 @@ import msgspec
 import psycopg
 from litestar import Litestar, delete, post
 from litestar.params import Parameter
+from procstat import cpu_seconds  # a sibling module (bench/ is on the path: script, --app-dir)
 from psycopg_pool import AsyncConnectionPool
 
 CLIENTS = 32
@@ -157,17 +158,12 @@ def _stack_server(db: str, target: str = "http_floor:app"):
     raise SystemExit("the bare app did not start")
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _postgres_seconds() -> float:
     total = 0.0
     for entry in os.listdir("/proc"):
         try:
             if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().startswith("postgres"):
-                total += _cpu_seconds(int(entry))
+                total += cpu_seconds(int(entry))
         except OSError:  # gone meanwhile
             pass
     return total
@@ -198,10 +194,10 @@ def _accounted(pid: int | None):
     pid = pid or os.getpid()
     sched = lambda: [int(v) / 1e9 for v in Path(f"/proc/{pid}/schedstat").read_text().split()[:2]]  # noqa: E731
     kids = lambda: (r := resource.getrusage(resource.RUSAGE_CHILDREN)).ru_utime + r.ru_stime  # noqa: E731
-    before = (_cpu_seconds(pid), _postgres_seconds(), kids(), sched(), time.monotonic())
+    before = (cpu_seconds(pid), _postgres_seconds(), kids(), sched(), time.monotonic())
     out: dict = {}
     yield out
-    after = (_cpu_seconds(pid), _postgres_seconds(), kids(), sched(), time.monotonic())
+    after = (cpu_seconds(pid), _postgres_seconds(), kids(), sched(), time.monotonic())
     out["wall"] = after[4] - before[4]
     for i, key in enumerate(("own", "postgres", "wrk")):
         out[key] = after[i] - before[i]
