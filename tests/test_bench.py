@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from api import cli
-from api.bench import http, targets, workloads
+from api.bench import cpustat, http, targets, workloads
 from api.bench import main as bench_main
 from api.bench.report import Row, add_ratios, by_round, ratios_of
 from api.bench.runner import Measurement
@@ -33,6 +33,7 @@ def test_every_workload_runs_correctly_with_ratios(admin_conninfo, capsys):
     for key, row in rows.items():
         assert row["ops"] > 0 and row["errors"] == 0 and row["problems"] == [], (key, row)
         assert row["p50_ms"] <= row["p99_ms"]
+        assert 0 <= row["steal"] <= 1, (key, row)  # measured on Linux, in every row
     assert rows[("hot", "wait")]["vs_baseline"] is not None
     assert rows[("read", None)]["vs_baseline"] is not None  # against select1
     assert report["meta"]["server"] == "given" and report["meta"]["version"]
@@ -55,7 +56,22 @@ def test_repeated_runs_keep_the_ratios_of_every_round(admin_conninfo, capsys):
         [Row(**{k: v for k, v in r.items() if k != "giveup_rate"}) for r in report["rows"]]
     )
     assert "spread             advisory       2  x base " in listed
-    assert "raw-update" not in listed  # 1.00x over itself says nothing
+    assert len(spread["steal_rounds"]) == 2 and spread["steal"] in spread["steal_rounds"]
+    assert "   steal " in listed.splitlines()[1]
+    # raw-update's ratios (1.00x over itself) say nothing; its rounds' steal does
+    (raw,) = [line for line in listed.splitlines() if line.startswith("raw-update")]
+    assert "x raw" not in raw and "  steal " in raw
+
+
+def test_steal_is_the_share_of_the_machines_cpu_time_the_hypervisor_took():
+    line = "cpu  {} 0 {} {} 0 0 {} {} 7 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"
+    before = cpustat.parse(line.format(1000, 200, 5000, 10, 40))
+    after = cpustat.parse(line.format(1600, 300, 5200, 10, 140))  # 1000 ticks: 100 stolen
+    assert cpustat.steal_share(before, after) == 0.1
+    assert cpustat.steal_share(before, before) is None  # no time passed
+    assert cpustat.steal_share(None, after) is None  # not Linux: nothing to say
+    with pytest.raises(ValueError):
+        cpustat.parse("intr 1 2 3")
 
 
 @pytest.fixture

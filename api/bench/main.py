@@ -25,7 +25,7 @@ import psycopg
 
 from api import installer, pgserver
 from api.argtypes import at_least
-from api.bench import http, targets, workloads
+from api.bench import cpustat, http, targets, workloads
 from api.bench.report import Row, add_ratios, as_json, by_round, ratios_of, row_key, table
 from api.bench.runner import measure
 
@@ -182,6 +182,7 @@ def run_row(db_conn, conns, name, mode, clients, args, label) -> Row:
         errors=errors,
         problems=problems,
         audited=w.audited,
+        steal=m.steal,
     )
 
 
@@ -271,7 +272,9 @@ def _http_rows_of(db: str, args: argparse.Namespace, workers: int, admin, conns)
                         rows.append(_sql_beside(admin, conns, clients, args, config))
                     with psycopg.connect(db, autocommit=True) as conn:
                         workloads.reset(conn, max(args.clients))
+                    before = cpustat.sample()
                     row = http.run_wrk(base, name, clients, args.seconds)
+                    row.steal = cpustat.steal_share(before, cpustat.sample())
                     row.lock_mode = config
                     if row.audited:
                         with psycopg.connect(db) as conn:
@@ -318,10 +321,12 @@ def _publisher(db: str, interval_ms: int):
 
 
 def _median(candidates: list[Row]) -> Row:
-    """The run with the median throughput (its latencies belong to that same run)."""
+    """The run with the median throughput (its latencies and steal belong to that same
+    run); `candidates` are in round order."""
     ordered = sorted(candidates, key=lambda r: r.ops_per_s)
     chosen = ordered[(len(ordered) - 1) // 2]
     if len(candidates) > 1:
+        chosen.steal_rounds = [r.steal for r in candidates]
         chosen.problems = sorted({p for r in candidates for p in r.problems})
         chosen.ops_per_s = round(statistics.median(r.ops_per_s for r in candidates), 1)
     return chosen
@@ -338,5 +343,7 @@ def _title(meta: dict) -> str:
         "the workload's baseline at the same clients; x raw: over the raw-update pair (with "
         "several rounds: the median of the rounds' ratios, listed below the table); mode "
         "of an HTTP row: the API's worker processes; sql-claim: the spread pairs in direct SQL "
-        "just before http-claim, beside that API (http-claim's x base).\n"
+        "just before http-claim, beside that API (http-claim's x base); steal: share of this "
+        "machine's CPU time a hypervisor took during the row's (median) run, which slows "
+        "that run whatever it measures.\n"
     )

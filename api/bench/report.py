@@ -30,6 +30,10 @@ class Row:
     # With --repeat: the same ratios in each round, over the baselines of that round.
     vs_baseline_rounds: list[float | None] = field(default_factory=list)
     vs_raw_rounds: list[float | None] = field(default_factory=list)
+    # The share of this machine's CPU time a hypervisor took while the row ran (cpustat),
+    # and with --repeat the same for the row's run in each round.
+    steal: float | None = None
+    steal_rounds: list[float | None] = field(default_factory=list)
 
     @property
     def attempts(self) -> int:
@@ -93,14 +97,18 @@ def _median_ratio(values: list[float | None]) -> float | None:
 
 
 def by_round(rows: list[Row]) -> str:
-    """The per-round ratios of the rows that have them, a line each ('' without rounds)."""
+    """The per-round ratios of the rows that have them, and the CPU steal of each round's
+    run, a line each ('' without rounds)."""
     lines = []
     for r in rows:
+        series = [("x base", r.vs_baseline_rounds, _ratio), ("x raw", r.vs_raw_rounds, _ratio)]
         if r.workload == "raw-update":  # 1.00x over itself says nothing
-            continue
+            series = []
+        if len(r.steal_rounds) > 1:
+            series.append(("steal", r.steal_rounds, _share))
         parts = [
-            f"{name} " + " ".join(_ratio(v) for v in values)
-            for name, values in (("x base", r.vs_baseline_rounds), ("x raw", r.vs_raw_rounds))
+            f"{name} " + " ".join(show(v) for v in values)
+            for name, values, show in series
             if any(v is not None for v in values)
         ]
         if parts:
@@ -109,7 +117,13 @@ def by_round(rows: list[Row]) -> str:
             )
     if not lines:
         return ""
-    return "\n".join(["Ratios round by round (each over the baselines of its own round):", *lines])
+    return "\n".join(
+        [
+            "Ratios round by round (each over the baselines of its own round), and the share of "
+            "the machine's CPU a hypervisor took during each round's run (steal):",
+            *lines,
+        ]
+    )
 
 
 def _ms(v: float | None) -> str:
@@ -120,10 +134,14 @@ def _ratio(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}x"
 
 
+def _share(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0%}"
+
+
 HEADER = (
     f"{'workload':<19}{'mode':<9}{'clients':>7}{'ops/s':>9}{'p50':>8}{'p95':>8}{'p99':>8}"
     f"{'content.':>9}{'retries':>8}{'give-up':>9}{'full/ref':>9}{'err':>5}"
-    f"{'x base':>8}{'x raw':>7}  correct"
+    f"{'x base':>8}{'x raw':>7}{'steal':>7}  correct"
 )
 
 
@@ -141,7 +159,8 @@ def table(rows: list[Row]) -> str:
             f"{r.workload:<19}{r.lock_mode or '-':<9}{r.clients:>7}{r.ops_per_s:>9.0f}"
             f"{_ms(r.p50_ms):>8}{_ms(r.p95_ms):>8}{_ms(r.p99_ms):>8}"
             f"{r.contention:>9}{r.retries:>8}{r.giveup_rate:>8.1%} {r.full + r.refused:>8}"
-            f"{r.errors:>5}{_ratio(r.vs_baseline):>8}{_ratio(r.vs_raw):>7}  {correct}"
+            f"{r.errors:>5}{_ratio(r.vs_baseline):>8}{_ratio(r.vs_raw):>7}{_share(r.steal):>7}"
+            f"  {correct}"
         )
     return "\n".join(lines)
 

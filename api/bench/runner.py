@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from api.bench import cpustat
+
 
 @dataclass
 class Client:
@@ -44,6 +46,7 @@ class Measurement:
     tally: Counter
     latencies_us: list[int]
     effects: Counter
+    steal: float | None = None  # the machine's CPU time the hypervisor took meanwhile
 
     @property
     def ops(self) -> int:
@@ -70,7 +73,9 @@ def measure(
     tick: Callable[[int], None] | None = None,
 ) -> Measurement:
     """Every connection runs `op` in a loop; only ops that start after the warm-up and
-    finish before the deadline count. `tick(ops so far)` is called about twice a second."""
+    finish before the deadline count. `tick(ops so far)` is called about twice a second.
+    The measurement also says how much of the machine's CPU time a hypervisor took during
+    the measured window (cpustat)."""
     clients = [Client(c, i, random.Random(seed * 1000 + i)) for i, c in enumerate(conns)]
     start_line = threading.Barrier(len(clients) + 1)
     stop = threading.Event()
@@ -102,10 +107,17 @@ def measure(
     now = time.perf_counter()
     window["from"], window["until"] = now + warmup, now + warmup + seconds
     start_line.wait()
-    while (remaining := window["until"] - time.perf_counter()) > 0 and not stop.is_set():
-        time.sleep(min(0.5, remaining))
-        if tick:
-            tick(sum(c.tally["ok"] for c in clients))
+
+    def wait_until(moment: float) -> None:
+        while (remaining := moment - time.perf_counter()) > 0 and not stop.is_set():
+            time.sleep(min(0.5, remaining))
+            if tick:
+                tick(sum(c.tally["ok"] for c in clients))
+
+    wait_until(window["from"])
+    cpu_before = cpustat.sample()
+    wait_until(window["until"])
+    steal = cpustat.steal_share(cpu_before, cpustat.sample())
     stop.set()
     for t in threads:
         t.join()
@@ -118,4 +130,4 @@ def measure(
         tally.update({k: v for k, v in c.tally.items() if v})
         effects.update(c.effects)
         latencies.extend(c.latencies_us)
-    return Measurement(seconds, tally, latencies, effects)
+    return Measurement(seconds, tally, latencies, effects, steal)
