@@ -7,8 +7,10 @@ the thinnest Litestar app (`bare`: one SQL call per request; no middleware, auth
 cache, schemas or background tasks) and the real API (`pgcapacity serve`, one process, auth
 on), the three apps under make bench's own wrk script (`http-claim`). Each row also says
 where the CPU went per pair (from /proc: the client or API process, all `postgres`
-processes when the server is local, wrk) and how the API process was scheduled
-(schedstat: seconds running and waiting runnable, per second):
+processes when the server is local, wrk), how the API process was scheduled (schedstat:
+seconds running and waiting runnable, per second), the server's WAL flushes per pair
+(fewer commits in flight, fewer per flush) and the shares of the machine's CPU time that
+were idle or taken by the hypervisor (steal):
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/http_floor.py
 
@@ -44,6 +46,8 @@ from litestar import Litestar, delete, post
 from litestar.params import Parameter
 from procstat import cpu_seconds  # a sibling module (bench/ is on the path: script, --app-dir)
 from psycopg_pool import AsyncConnectionPool
+
+from api.bench import cpustat
 
 CLIENTS = 32
 SECONDS = 5
@@ -187,17 +191,29 @@ def _listening_pid(port: int) -> int:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def _wal_syncs(db: str) -> int:
+    """The server's WAL flushes so far (pg_stat_wal.wal_sync)."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        return conn.execute("SELECT wal_sync FROM pg_stat_wal").fetchone()[0]
+
+
 @contextmanager
-def _accounted(pid: int | None):
+def _accounted(pid: int | None, db: str):
     """Yields a dict filled on exit with CPU seconds (`own`: process `pid`, or this one;
-    `postgres`; `wrk`: waited-for children) and `pid`'s schedstat seconds."""
+    `postgres`; `wrk`: waited-for children), `pid`'s schedstat seconds, the server's WAL
+    flushes, and the shares of the machine's CPU time that were idle or stolen by the
+    hypervisor."""
     pid = pid or os.getpid()
+    syncs, machine = _wal_syncs(db), cpustat.sample()
     sched = lambda: [int(v) / 1e9 for v in Path(f"/proc/{pid}/schedstat").read_text().split()[:2]]  # noqa: E731
     kids = lambda: (r := resource.getrusage(resource.RUSAGE_CHILDREN)).ru_utime + r.ru_stime  # noqa: E731
     before = (cpu_seconds(pid), _postgres_seconds(), kids(), sched(), time.monotonic())
     out: dict = {}
     yield out
     after = (cpu_seconds(pid), _postgres_seconds(), kids(), sched(), time.monotonic())
+    now = cpustat.sample()
+    out["steal"], out["idle"] = cpustat.steal_share(machine, now), cpustat.idle_share(machine, now)
+    out["syncs"] = _wal_syncs(db) - syncs
     out["wall"] = after[4] - before[4]
     for i, key in enumerate(("own", "postgres", "wrk")):
         out[key] = after[i] - before[i]
@@ -217,9 +233,13 @@ def _report(label: str, pairs_per_s: float, p99: float | None, used: dict) -> fl
         if label != "direct SQL"  # (its clients are threads: no one process to follow)
         else ""
     )
+    machine = "  ".join(
+        f"{key} {used[key]:.0%}" for key in ("idle", "steal") if used[key] is not None
+    )
     print(
         f"{label:<11} {pairs_per_s:6.0f}  p99 {p99 or 0:5.1f} ms | us/pair: {per_pair} | "
-        f"cores busy {busy:.2f}{sched}",
+        f"cores busy {busy:.2f}{sched} | WAL flushes/pair {used['syncs'] / pairs:.2f}"
+        f"{' | machine ' + machine if machine else ''}",
         flush=True,
     )
     return 1e6 * used["own"] / pairs
@@ -276,7 +296,7 @@ def main() -> None:
                 if label == "direct SQL":
                     conns = [psycopg.connect(db, autocommit=True) for _ in range(args.clients)]
                     try:
-                        with _accounted(None) as used:
+                        with _accounted(None, db) as used:
                             m = runner.measure(conns, spread, seconds=SECONDS, warmup=0, seed=rnd)
                     finally:
                         for c in conns:
@@ -289,7 +309,7 @@ def main() -> None:
                         db, "http_floor:" + ("app" if label == "bare" else "raw_app")
                     )
                     try:
-                        with _accounted(proc.pid) as used:
+                        with _accounted(proc.pid, db) as used:
                             row = http.run_wrk(base, "http-claim", args.clients, SECONDS)
                     finally:
                         proc.terminate()
@@ -300,7 +320,7 @@ def main() -> None:
                         http.api_server(
                             db, cache_ttl_ms=0, pool_max=POOL, checkout=checkout
                         ) as base,
-                        _accounted(_listening_pid(int(base.rsplit(":", 1)[1]))) as used,
+                        _accounted(_listening_pid(int(base.rsplit(":", 1)[1])), db) as used,
                     ):
                         row = http.run_wrk(base, "http-claim", args.clients, SECONDS)
                 own = _report(label, row.ops_per_s, row.p99_ms, used)
