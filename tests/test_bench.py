@@ -212,6 +212,10 @@ def test_the_table_ends_with_the_targets_its_rows_answer(admin_conninfo, capsys)
     out = capsys.readouterr().out
     head, _, verdicts = out.partition("Targets of issue 4 in this run (docs/benchmarks.md):\n")
     assert "spread             advisory      32" in head
+    header = next(h for h in head.splitlines() if h.startswith("workload"))
+    assert header.endswith("x raw  steal  correct")
+    spread = next(r for r in head.splitlines() if r.startswith("spread"))
+    assert spread.split()[-2].endswith("%") and spread.split()[-1] == "ok"  # steal, audit
     (line,) = verdicts.strip().splitlines()  # only the spread target has its rows here
     assert "spread codes, 32 clients: >= 60 % of raw-update" in line
     assert line.split()[0] in ("met", "NOT")
