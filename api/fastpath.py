@@ -8,10 +8,11 @@ path"; "The fast path before the router").
 
 How: `FastRoutes` sits between the metrics middleware and Litestar's router (api/app.py)
 and answers exactly two requests itself: `POST /v1/codes/{code}/claims` and
-`DELETE /v1/claims/{claim_id}`, and only when they are plainly valid: the canonical path,
-a valid Host header, a writer's token, the same msgspec types as the handlers accept
-(code, body, claim id, token), a body with a Content-Length within the limit and JSON
-content type. Then it calls the same service method and sends the same JSON the handler
+`DELETE /v1/claims/{claim_id}` (at the paths their Litestar routes declare: `fast_routes`
+derives its patterns from them), and only when they are plainly valid: the canonical
+path, a valid Host header, a writer's token, the same msgspec types as the handlers
+accept (code, body, claim id, token), a body with a Content-Length within the limit and
+JSON content type. Then it calls the same service method and sends the same JSON the handler
 would, with the route's template and handler in the scope as the router puts them (the
 metrics label it the same). Anything else (a missing or wrong token, a malformed or
 unusual request, a chunked body, another path) goes on, unchanged, to Litestar, so the
@@ -24,10 +25,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 from uuid import UUID
 
 import msgspec
 from litestar import Litestar
+from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -53,9 +56,8 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 # serve(scope, receive, send, app): answers the request, or hands it to `app` (Litestar)
 Serve = Callable[[Scope, Receive, Send, ASGIApp], Awaitable[None]]
-# The two paths, canonical form only (Litestar also routes "//" and a trailing "/").
-_CLAIM_PATH = re.compile(r"/v1/codes/([^/]+)/claims")
-_RELEASE_PATH = re.compile(r"/v1/claims/([0-9]{1,16})")
+# A path parameter's spelling on the fast path, by its declared type.
+_PARAMETER = {str: "[^/]+", int: "[0-9]{1,16}"}
 
 
 class FastPath:
@@ -150,20 +152,59 @@ async def _serve_release(scope: Scope, receive: Receive, send: Send, app: ASGIAp
     await _respond(send, 200, release)
 
 
+class FastRoute(NamedTuple):
+    """One operation the fast path answers, as its Litestar route declares it."""
+
+    method: str
+    pattern: re.Pattern[str]  # the route's path, canonical spelling, a group per parameter
+    parameters: tuple[tuple[str, type], ...]  # (name, type) of each path parameter
+    handler: HTTPRouteHandler
+    template: str  # the route's path format, as the router puts it in the scope
+    serve: Serve
+
+
+# The operations of the fast path, with the path parameters their serve functions read.
+_FAST_OPERATIONS: dict[str, tuple[dict[str, type], Serve]] = {
+    "claimCode": ({"code": str}, _serve_claim),
+    "releaseClaim": ({"claim_id": int}, _serve_release),
+}
+
+
+def fast_routes(litestar: Litestar) -> list[FastRoute]:
+    """The fast path's routes, derived from the app's own: the fast path answers exactly
+    the path each handler is routed at (in its canonical spelling), and leaves an operation
+    to Litestar if its route declares other path parameters than the fast path reads."""
+    routes = []
+    for route in litestar.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            expected, serve = _FAST_OPERATIONS.get(handler.operation_id, (None, None))
+            declared = {p.name: p.type for p in route.path_parameters.values()}
+            if serve is None or declared != expected:
+                continue
+            parts = [
+                re.escape(part)
+                if isinstance(part, str)
+                else f"(?P<{part.name}>{_PARAMETER[part.type]})"
+                for part in route.path_components
+            ]
+            pattern = re.compile("/" + "/".join(parts))
+            parameters = tuple(expected.items())
+            for method in sorted(handler.http_methods):
+                routes.append(
+                    FastRoute(method, pattern, parameters, handler, route.path_format, serve)
+                )
+    return routes
+
+
 class FastRoutes:
     """ASGI wrapper of Litestar's router answering well-formed claims and releases itself
     (see the module's docstring); everything else goes to `app`, the router."""
 
     def __init__(self, app: ASGIApp, litestar: Litestar) -> None:
         self.app = app
-        handlers = {
-            handler.operation_id: (handler, route.path_format)
-            for route in litestar.routes
-            if isinstance(route, HTTPRoute)
-            for handler in route.route_handlers
-        }
-        self._claim = handlers["claimCode"]
-        self._release = handlers["releaseClaim"]
+        self._routes = fast_routes(litestar)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         serve = self._fast(scope) if scope["type"] == "http" else None
@@ -179,10 +220,9 @@ class FastRoutes:
         method, path = scope["method"], scope["path"]
         if scope.get("root_path"):
             return None
-        if method == "POST" and (m := _CLAIM_PATH.fullmatch(path)):
-            route, params, serve = self._claim, {"code": m.group(1)}, _serve_claim
-        elif method == "DELETE" and (m := _RELEASE_PATH.fullmatch(path)):
-            route, params, serve = self._release, {"claim_id": int(m.group(1))}, _serve_release
+        for route in self._routes:
+            if method == route.method and (m := route.pattern.fullmatch(path)):
+                break
         else:
             return None
         host = _header(scope, b"host")
@@ -192,6 +232,6 @@ class FastRoutes:
             require_writer(scope["app"].state.settings, presented_token(scope))
         except ApiError:
             return None
-        scope["route_handler"], scope["path_template"] = route
-        scope["path_params"] = params
-        return serve
+        scope["route_handler"], scope["path_template"] = route.handler, route.template
+        scope["path_params"] = {name: kind(m.group(name)) for name, kind in route.parameters}
+        return route.serve

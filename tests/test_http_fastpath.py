@@ -3,9 +3,14 @@ exactly as the Litestar handlers do, and leaves everything else to them."""
 
 from __future__ import annotations
 
-import pytest
+from typing import Annotated
 
-from api.fastpath import FAST_CLAIM, FAST_RELEASE
+import pytest
+from litestar import Litestar, delete, post
+from litestar.params import PathParameter
+
+from api.app import create_app
+from api.fastpath import FAST_CLAIM, FAST_RELEASE, fast_routes
 from tests.concurrency import reset
 from tests.http_support import CLIENT_AUTH, api_client, assert_error, settings_for
 
@@ -140,3 +145,39 @@ async def test_the_fast_path_is_timed_under_its_route_and_operation(fastdb):
         assert 'pgcapacity_operations_total{operation="claimCode",outcome="ok"} 1.0' in text
         perf = (await c.get("/v1/performance")).json()
         assert perf["windows"]["1m"]["claimCode"]["requests"] == 1
+
+
+def test_the_fast_paths_routes_are_the_apps_own():
+    routes = {r.handler.operation_id: r for r in fast_routes(create_app(settings_for("x")))}
+    claim, release = routes["claimCode"], routes["releaseClaim"]
+    assert (claim.method, claim.template) == ("POST", "/v1/codes/{code}/claims")
+    assert claim.pattern.fullmatch("/v1/codes/FAST-1/claims").group("code") == "FAST-1"
+    assert (release.method, release.template) == ("DELETE", "/v1/claims/{claim_id}")
+    assert release.pattern.fullmatch("/v1/claims/42").group("claim_id") == "42"
+    # Only the canonical spelling: the router's other spellings go to the router.
+    for path in ("/v1/codes/FAST-1/claims/", "//v1/codes/FAST-1/claims", "/v1/codes//claims"):
+        assert claim.pattern.fullmatch(path) is None, path
+    assert release.pattern.fullmatch("/v1/claims/x1") is None
+
+
+def test_a_route_that_moves_takes_the_fast_path_with_it_or_leaves_it():
+    @post("/v2/codes/{code:str}/claim", operation_id="claimCode")
+    async def moved(
+        code: Annotated[str, PathParameter()],
+    ) -> None:  # pragma: no cover - never called
+        pass
+
+    @delete("/v2/claims/{claim:str}", operation_id="releaseClaim")
+    async def renamed(
+        claim: Annotated[str, PathParameter()],
+    ) -> None:  # pragma: no cover - never called
+        pass
+
+    routes = fast_routes(Litestar([moved, renamed]))
+    # The claim moved: served at its new path only. The release now declares another
+    # parameter than the fast path reads: left to Litestar.
+    assert [(r.handler.operation_id, r.template) for r in routes] == [
+        ("claimCode", "/v2/codes/{code}/claim")
+    ]
+    assert routes[0].pattern.fullmatch("/v2/codes/A/claim")
+    assert routes[0].pattern.fullmatch("/v1/codes/A/claims") is None
