@@ -193,6 +193,30 @@ def test_the_targets_are_judged_on_their_own_rows_and_bars():
     )
 
 
+def test_a_verdict_says_how_its_rounds_fared_against_the_bar():
+    """The verdict is judged on the median of the rounds' ratios; the rounds themselves say
+    whether it sits on the bar or clear of it."""
+    rows = [
+        _row("spread", "advisory", 32, vs_raw=0.53, vs_raw_rounds=[0.67, 0.43, 0.53, 0.61]),
+        _row(
+            "http-claim",
+            "1 worker",
+            32,
+            vs_baseline=0.49,
+            vs_baseline_rounds=[0.45, 0.49, None, 0.5, 0.52],  # None: a round without it
+        ),
+        _row("hot-slotted", "advisory", 64, vs_baseline=2.62, vs_baseline_rounds=[1.86, 3.1]),
+    ]
+    found = {v.target.split(",")[0]: v.measured for v in targets.verdicts(rows)}
+    assert found["spread codes"].endswith("53% (rounds 43%-67%, 2 of 4 at or above 60%)")
+    assert found["HTTP claim"].endswith(
+        "49% of sql-claim beside it (rounds 45%-52%, 2 of 4 at or above 50%)"
+    )
+    assert found["hot code"].endswith(
+        "2.62x (rounds 1.86x-3.10x, 1 of 2 at or above 3.00x), p99 3.0 ms"
+    )
+
+
 def test_a_hot_code_that_oversold_misses_its_target_whatever_its_rate():
     rows = [_row("hot-slotted", "advisory", 64, vs_baseline=5.0, p99_ms=10.0, problems=["x"])]
     (verdict,) = targets.verdicts(rows)
