@@ -101,11 +101,14 @@ def by_round(rows: list[Row]) -> str:
     run, a line each ('' without rounds)."""
     lines = []
     for r in rows:
-        series = [("x base", r.vs_baseline_rounds, _ratio), ("x raw", r.vs_raw_rounds, _ratio)]
+        series = [
+            ("x base", r.vs_baseline_rounds, ratio_text),
+            ("x raw", r.vs_raw_rounds, ratio_text),
+        ]
         if r.workload == "raw-update":  # 1.00x over itself says nothing
             series = []
         if len(r.steal_rounds) > 1:
-            series.append(("steal", r.steal_rounds, _share))
+            series.append(("steal", r.steal_rounds, share_text))
         parts = [
             f"{name} " + " ".join(show(v) for v in values)
             for name, values, show in series
@@ -130,11 +133,13 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
-def _ratio(v: float | None) -> str:
+def ratio_text(v: float | None) -> str:
+    """A ratio as the table prints it ("-" when unknown)."""
     return "-" if v is None else f"{v:.2f}x"
 
 
-def _share(v: float | None) -> str:
+def share_text(v: float | None) -> str:
+    """A share as the table prints it ("-" when unknown)."""
     return "-" if v is None else f"{v:.0%}"
 
 
@@ -159,7 +164,7 @@ def table(rows: list[Row]) -> str:
             f"{r.workload:<19}{r.lock_mode or '-':<9}{r.clients:>7}{r.ops_per_s:>9.0f}"
             f"{_ms(r.p50_ms):>8}{_ms(r.p95_ms):>8}{_ms(r.p99_ms):>8}"
             f"{r.contention:>9}{r.retries:>8}{r.giveup_rate:>8.1%} {r.full + r.refused:>8}"
-            f"{r.errors:>5}{_ratio(r.vs_baseline):>8}{_ratio(r.vs_raw):>7}{_share(r.steal):>7}"
+            f"{r.errors:>5}{ratio_text(r.vs_baseline):>8}{ratio_text(r.vs_raw):>7}{share_text(r.steal):>7}"
             f"  {correct}"
         )
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from api.bench.report import Row, row_key
+from api.bench.report import Row, ratio_text, row_key, share_text
 
 
 @dataclass
@@ -27,14 +27,6 @@ class Target:
     row: tuple[str, str | None, int]  # the row it is read from: workload, mode, clients
     figure: Callable[[Row], str | None]  # what the row measured (None: it lacks the figure)
     met: Callable[[Row], bool]
-
-
-def _times(v: float) -> str:
-    return f"{v:.2f}x"
-
-
-def _percent(v: float) -> str:
-    return f"{v:.0%}"
 
 
 def _across_rounds(values: list[float | None], bar: float, show: Callable[[float], str]) -> str:
@@ -54,22 +46,22 @@ def _across_rounds(values: list[float | None], bar: float, show: Callable[[float
 def _hot_figure(r: Row) -> str | None:
     if r.vs_baseline is None or r.p99_ms is None:
         return None
-    rounds = _across_rounds(r.vs_baseline_rounds, 3, _times)
+    rounds = _across_rounds(r.vs_baseline_rounds, 3, ratio_text)
     audit = ", audit FAILED" if r.problems else ""
-    return f"{_times(r.vs_baseline)}{rounds}, p99 {r.p99_ms:.1f} ms{audit}"
+    return f"{ratio_text(r.vs_baseline)}{rounds}, p99 {r.p99_ms:.1f} ms{audit}"
 
 
 def _spread_figure(r: Row) -> str | None:
     if r.vs_raw is None:
         return None
-    return _percent(r.vs_raw) + _across_rounds(r.vs_raw_rounds, 0.6, _percent)
+    return share_text(r.vs_raw) + _across_rounds(r.vs_raw_rounds, 0.6, share_text)
 
 
 def _http_claim_figure(r: Row) -> str | None:
     if r.vs_baseline is None:
         return None
-    rounds = _across_rounds(r.vs_baseline_rounds, 0.5, _percent)
-    return f"{_percent(r.vs_baseline)} of sql-claim beside it{rounds}"
+    rounds = _across_rounds(r.vs_baseline_rounds, 0.5, share_text)
+    return f"{share_text(r.vs_baseline)} of sql-claim beside it{rounds}"
 
 
 TARGETS = [
