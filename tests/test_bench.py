@@ -133,6 +133,7 @@ def test_http_rows_drive_the_real_api_with_wrk(admin_conninfo, capsys):
     for name in http.HTTP_TABLE:
         row = rows[name]
         assert row["ops"] > 0 and row["errors"] == 0 and row["problems"] == [], row
+        assert 0 <= row["steal"] <= 1, row  # wrk's rows measure it too (run_wrk)
     # http-claim against the direct SQL claims run beside it, not the spread row before
     by_mode = {(r["workload"], r["lock_mode"]): r for r in report["rows"]}
     for config in ("1 worker", "2 workers"):  # each API's claims against the SQL beside it

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from api import pgserver
+from api.bench import cpustat
 from api.bench.report import Row
 from api.bench.workloads import HOT_CODE, SPREAD_CODES
 
@@ -167,11 +168,14 @@ def _wait_ready(base: str, proc: subprocess.Popen, log) -> str:
 
 
 def run_wrk(base: str, name: str, clients: int, seconds: float) -> Row:
+    """One wrk run of script `name`; the row also says how much of the machine's CPU time
+    a hypervisor took meanwhile (its steal, as runner.measure gives the SQL rows')."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(SCRIPTS[name])
         script.write(DONE)
     try:
         threads = max(1, min(2, clients))
+        before = cpustat.sample()
         out = subprocess.run(
             [
                 wrk_path(),
@@ -188,9 +192,12 @@ def run_wrk(base: str, name: str, clients: int, seconds: float) -> Row:
             timeout=seconds + 60,
             check=True,
         ).stdout
+        steal = cpustat.steal_share(before, cpustat.sample())
     finally:
         Path(script.name).unlink()
-    return parse(out, name, clients)
+    row = parse(out, name, clients)
+    row.steal = steal
+    return row
 
 
 # Totals of the Lua counters, printed by wrk at the end.

@@ -25,7 +25,7 @@ import psycopg
 
 from api import installer, pgserver
 from api.argtypes import at_least
-from api.bench import cpustat, http, targets, workloads
+from api.bench import http, targets, workloads
 from api.bench.report import Row, add_ratios, as_json, by_round, ratios_of, row_key, table
 from api.bench.runner import measure
 
@@ -272,9 +272,7 @@ def _http_rows_of(db: str, args: argparse.Namespace, workers: int, admin, conns)
                         rows.append(_sql_beside(admin, conns, clients, args, config))
                     with psycopg.connect(db, autocommit=True) as conn:
                         workloads.reset(conn, max(args.clients))
-                    before = cpustat.sample()
                     row = http.run_wrk(base, name, clients, args.seconds)
-                    row.steal = cpustat.steal_share(before, cpustat.sample())
                     row.lock_mode = config
                     if row.audited:
                         with psycopg.connect(db) as conn:
