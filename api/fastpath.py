@@ -178,9 +178,9 @@ def fast_routes(litestar: Litestar) -> list[FastRoute]:
     for route in litestar.routes:
         if not isinstance(route, HTTPRoute):
             continue
+        declared = {p.name: p.type for p in route.path_parameters.values()}
         for handler in route.route_handlers:
             expected, serve = _FAST_OPERATIONS.get(handler.operation_id, (None, None))
-            declared = {p.name: p.type for p in route.path_parameters.values()}
             if serve is None or declared != expected:
                 continue
             parts = [
