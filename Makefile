@@ -32,7 +32,7 @@ BENCH_ARGS ?=
 bench: setup ## benchmark workloads x lock modes x clients against baselines (BENCH_ARGS='--help')
 	$(BIN)/pgcapacity bench $(BENCH_ARGS)
 
-# The rows the issue-4 targets are read from, five rounds (about 10 minutes).
+# The rows the performance targets are read from, five rounds (about 10 minutes).
 TARGET_ROWS = --workloads hot-slotted spread naive-hot naive-spread floor-spread raw-update \
 	--modes advisory wait nowait --clients 32 64 --repeat 5 --http --http-workers 1
 

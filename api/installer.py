@@ -1,4 +1,4 @@
-"""Versioned install of the SQL (SPEC §4).
+"""Versioned install of the SQL (docs/architecture.md, "Install and upgrade").
 
 The install is one SQL script (the *bundle*): numbered migrations applied once and
 refused when edited afterwards, function and view files re-applied when their content
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from api import __version__
+from pgcapacity import __version__
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # (pgcapacity namespace, installer) - see capacity._lock_namespace()
@@ -25,12 +25,13 @@ INSTALL_LOCK = (1885823856, -2)
 
 
 def sql_dir() -> Path:
-    """The SQL sources: packaged under api/sql in a wheel, ./sql in a source checkout."""
+    """The SQL sources: pgcapacity/sql in an installed wheel, the checkout's sql/ folder
+    in an editable install."""
     here = Path(__file__).resolve().parent
     for candidate in (here / "sql", here.parent / "sql"):
         if (candidate / "migrations").is_dir():
             return candidate
-    raise FileNotFoundError("pgcapacity SQL sources not found next to the api package")
+    raise FileNotFoundError("pgcapacity SQL sources not found next to the pgcapacity package")
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ import psycopg
 import uvicorn
 from litestar import Litestar
 
-from api import installer, pgserver, workers
-from api.app import create_app
-from api.settings import Settings
+from pgcapacity import installer, pgserver, workers
+from pgcapacity.app import create_app
+from pgcapacity.settings import Settings
 
 DEMO_DATABASE = "pgcapacity"
 DATABASE_WAIT_SECONDS = 10  # as long as the pool waits for its first connections
@@ -177,9 +177,9 @@ def serve(
         )
         with _shared_metrics_dir():
             if workers.SUPPORTED:
-                workers.run(uvicorn.Config("api.serve:worker_app", **options))
+                workers.run(uvicorn.Config("pgcapacity.serve:worker_app", **options))
             else:
-                uvicorn.run("api.serve:worker_app", **options)
+                uvicorn.run("pgcapacity.serve:worker_app", **options)
         return 0
     finally:
         if server is not None:

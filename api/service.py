@@ -13,10 +13,10 @@ from psycopg.rows import args_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from api import schemas
-from api.background import CHANNEL
-from api.cache import DASHBOARD_KEY, ResultCache
-from api.db import fetch_all, fetch_one
+from pgcapacity import schemas
+from pgcapacity.background import CHANNEL
+from pgcapacity.cache import DASHBOARD_KEY, ResultCache
+from pgcapacity.db import fetch_all, fetch_one
 
 _FAILED = object()  # what waiters get from a load that raised or was cancelled
 

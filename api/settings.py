@@ -1,4 +1,5 @@
-"""Configuration of the HTTP API, read from PGCAPACITY_* environment variables (SPEC §6)."""
+"""Configuration of the HTTP API, read from PGCAPACITY_* environment variables
+(docs/contract.md, "Configuration")."""
 
 from __future__ import annotations
 

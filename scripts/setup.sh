@@ -39,10 +39,11 @@ if ! command -v wrk >/dev/null; then
 fi
 
 # Python environment, rebuilt only when pyproject.toml changes.
-stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+# The product and, beside it, the benchmark's own package (bench/).
+stamp="$VENV/.installed-$(cat pyproject.toml bench/pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]" -e ./bench
     rm -f "$VENV"/.installed-*
     touch "$stamp"
 fi

@@ -8,10 +8,10 @@ from litestar import Controller, post, put
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
-from api.auth import ADMINS
-from api.errors import ApiError
-from api.routes.common import BEARER, CodePath, errors, service
-from api.schemas import (
+from pgcapacity.auth import ADMINS
+from pgcapacity.errors import ApiError
+from pgcapacity.routes.common import BEARER, CodePath, errors, service
+from pgcapacity.schemas import (
     ExpireRequest,
     ExpiryResult,
     HolderLimit,

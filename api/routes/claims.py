@@ -5,9 +5,9 @@ from __future__ import annotations
 from litestar import Controller, delete, post
 from litestar.datastructures import State
 
-from api.auth import WRITERS
-from api.routes.common import BEARER, ClaimId, ClaimToken, errors, service
-from api.schemas import Heartbeat, Release
+from pgcapacity.auth import WRITERS
+from pgcapacity.routes.common import BEARER, ClaimId, ClaimToken, errors, service
+from pgcapacity.schemas import Heartbeat, Release
 
 
 class ClaimsController(Controller):
@@ -24,7 +24,6 @@ class ClaimsController(Controller):
         summary="Release a claim",
     )
     async def release(self, state: State, claim_id: ClaimId, token: ClaimToken) -> Release:
-        # (Well-formed releases never get here: api/fastpath.py answers them.)
         """Gives the unit back. Idempotent: releasing an ended claim answers 200 with
         `released: false` and changes nothing. A wrong token is CLAIM_NOT_FOUND."""
         return await service(state).release(claim_id, token)

@@ -6,10 +6,10 @@ from litestar import Controller, Response, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
-from api.auth import WRITERS
-from api.errors import ApiError
-from api.routes.common import BEARER, CodePath, errors, service
-from api.schemas import Claim, ClaimRequest, CodeStatus
+from pgcapacity.auth import WRITERS
+from pgcapacity.errors import ApiError
+from pgcapacity.routes.common import BEARER, CodePath, errors, service
+from pgcapacity.schemas import Claim, ClaimRequest, CodeStatus
 
 
 class CodesController(Controller):
@@ -38,7 +38,7 @@ class CodesController(Controller):
     @post(
         "/{code:str}/claims",
         operation_id="claimCode",
-        middleware=[WRITERS],  # well-formed claims never get here: api/fastpath.py
+        middleware=[WRITERS],
         security=BEARER,
         responses=errors(400, 401, 403, 404, 409, 410, 503),
         summary="Claim one unit of a code",

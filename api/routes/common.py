@@ -9,8 +9,8 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, PathParameter
 
-from api.schemas import CODE_PATTERN, ErrorResponse
-from api.service import Capacity
+from pgcapacity.schemas import CODE_PATTERN, ErrorResponse
+from pgcapacity.service import Capacity
 
 # Ids stay below 2**53 (exact in JSON numbers and in float-based validators).
 ClaimId = Annotated[int, PathParameter(ge=1, le=2**53 - 1, description="the claim's id")]

@@ -10,9 +10,9 @@ from litestar import Controller, Response, get
 from litestar.datastructures import State
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from api import __version__
-from api.db import fetch_one
-from api.metrics import WINDOWS
+from pgcapacity import __version__
+from pgcapacity.db import fetch_one
+from pgcapacity.metrics import WINDOWS
 
 
 async def _database(state: State) -> dict:

@@ -6,8 +6,8 @@ from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
-from api.routes.common import errors, service
-from api.schemas import Dashboard, Usage, UsageRequest
+from pgcapacity.routes.common import errors, service
+from pgcapacity.schemas import Dashboard, Usage, UsageRequest
 
 
 class UsageController(Controller):

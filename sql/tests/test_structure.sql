@@ -51,7 +51,7 @@ SELECT has_type('capacity', 'claim_result', 'type claim_result');
 SELECT has_type('capacity', 'release_result', 'type release_result');
 SELECT has_type('capacity', 'expiry_result', 'type expiry_result');
 
--- Public signatures (SPEC §3): names, argument types and results are the contract.
+-- Public signatures (docs/contract.md): names, argument types and results are the contract.
 SELECT has_function('capacity', 'claim', ARRAY['text', 'text', 'text'], 'claim(code, holder, lock_mode)');
 SELECT function_returns('capacity', 'claim', ARRAY['text', 'text', 'text'], 'capacity.claim_result', 'claim returns claim_result');
 SELECT has_function('capacity', 'release', ARRAY['bigint', 'uuid'], 'release(claim_id, token)');
@@ -105,7 +105,7 @@ SELECT is_empty($$
      WHERE p.pronamespace = 'capacity'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE') $$,
     'PUBLIC cannot execute any capacity function');
 
--- The view contracts (SPEC §3).
+-- The view contracts (docs/contract.md).
 SELECT has_column('capacity', 'code_usage', c, format('code_usage.%s', c))
   FROM unnest(ARRAY['code', 'pool', 'is_active', 'expires_at', 'usage_count', 'max_uses', 'remaining',
                     'utilisation', 'near_capacity', 'has_reached_limit', 'active_claims']) AS c;
@@ -117,7 +117,7 @@ SELECT is(count(*)::integer, 5, 'holder_usage has the five contract columns')
 SELECT columns_are('capacity', 'dashboard',
     ARRAY['pool', 'codes', 'active_codes', 'full_codes', 'near_capacity_codes', 'units_used',
           'units_total', 'active_claims', 'claims_last_hour', 'expiries_last_hour', 'refreshed_at'],
-    'dashboard columns (SPEC §3)');
+    'dashboard columns (the contract)');
 SELECT col_is_pk('capacity', 'dashboard_pools', 'pool', 'the dashboard has one row per pool');
 -- The periodic maintenance queries must not pay for JIT compilation (their cost estimates
 -- grow with the data; compiling took ten times the refresh itself).

@@ -20,7 +20,7 @@ SELECT results_eq($$ SELECT name, sqlstate, http_status FROM capacity.error_code
     $$ VALUES ('VALIDATION_ERROR', 'CP001', 400), ('CODE_NOT_FOUND', 'CP002', 404), ('CODE_INACTIVE', 'CP003', 403),
               ('CODE_EXPIRED', 'CP004', 410), ('CODE_FULL', 'CP005', 409), ('HOLDER_LIMIT_EXCEEDED', 'CP006', 409),
               ('CLAIM_NOT_FOUND', 'CP007', 404), ('LOCK_CONTENDED', 'CP008', 503), ('CAPACITY_BELOW_USAGE', 'CP009', 409) $$,
-    'error_codes() CP001-CP009 are exactly the SPEC''s table');
+    'error_codes() CP001-CP009 are exactly the contract''s table');
 SELECT results_eq($$ SELECT name, sqlstate, http_status FROM capacity.error_codes() WHERE sqlstate > 'CP009' ORDER BY sqlstate $$,
     $$ VALUES ('UNAUTHORIZED', 'CP010', 401), ('FORBIDDEN', 'CP011', 403), ('NOT_FOUND', 'CP012', 404),
               ('METHOD_NOT_ALLOWED', 'CP013', 405), ('PAYLOAD_TOO_LARGE', 'CP014', 413),

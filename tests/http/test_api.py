@@ -1,0 +1,337 @@
+"""Every endpoint through the real app and database: success paths and error paths."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.support import (
+    ADMIN_AUTH,
+    CLIENT_AUTH,
+    api_client,
+    assert_error,
+    audit,
+    reset,
+    settings_for,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+def snapshot(db: str) -> tuple:
+    """Everything a bad request must leave untouched."""
+    with psycopg.connect(db) as conn:
+        return conn.execute("""
+            SELECT (SELECT coalesce(json_agg(c ORDER BY code), '[]') FROM
+                      (SELECT code, usage_count, max_uses, is_active FROM capacity.codes) c)::text,
+                   (SELECT count(*) FROM capacity.claims),
+                   (SELECT count(*) FROM capacity.claims WHERE released_at IS NULL),
+                   (SELECT count(*) FROM capacity.events)
+        """).fetchone()
+
+
+@pytest.fixture
+def fresh(db):
+    reset(
+        db,
+        [
+            {"code": "CLASS-7A", "max_uses": 2, "pool": "classroom"},
+            {"code": "BILL-1", "max_uses": 1, "pool": "bills"},
+        ],
+    )
+    return db
+
+
+async def test_claim_check_heartbeat_release(fresh):
+    async with api_client(settings_for(fresh)) as c:
+        r = await c.get("/v1/codes/class-7a")
+        assert r.status_code == 200
+        assert r.json() | {} == {
+            "code": "CLASS-7A",
+            "found": True,
+            "pool": "classroom",
+            "is_active": True,
+            "expires_at": None,
+            "usage_count": 0,
+            "max_uses": 2,
+            "remaining": 2,
+            "can_claim": True,
+            "reason": None,
+        }
+        r = await c.post("/v1/codes/class-7a/claims", json={"holder": "alice"}, headers=CLIENT_AUTH)
+        assert r.status_code == 201, r.text
+        claim = r.json()
+        assert (
+            claim["code"],
+            claim["holder"],
+            claim["usage_count"],
+            claim["remaining"],
+            claim["already_held"],
+        ) == ("CLASS-7A", "alice", 1, 1, False)
+        again = await c.post(
+            "/v1/codes/CLASS-7A/claims", json={"holder": "alice"}, headers=CLIENT_AUTH
+        )
+        assert again.status_code == 200 and again.json()["already_held"] is True
+        assert again.json()["claim_id"] == claim["claim_id"]
+        # the local write invalidated the cached status at once
+        assert (await c.get("/v1/codes/CLASS-7A")).json()["usage_count"] == 1
+
+        token = {"X-Claim-Token": claim["token"]} | CLIENT_AUTH
+        hb = await c.post(f"/v1/claims/{claim['claim_id']}/heartbeat", headers=token)
+        assert hb.status_code == 200 and hb.json()["claim_id"] == claim["claim_id"]
+        rel = await c.delete(f"/v1/claims/{claim['claim_id']}", headers=token)
+        assert rel.status_code == 200
+        assert rel.json() == {
+            "claim_id": claim["claim_id"],
+            "code": "CLASS-7A",
+            "holder": "alice",
+            "released": True,
+            "usage_count": 0,
+            "remaining": 2,
+        }
+        rel2 = await c.delete(f"/v1/claims/{claim['claim_id']}", headers=token)
+        assert rel2.status_code == 200 and rel2.json()["released"] is False
+        assert (await c.get("/v1/codes/CLASS-7A")).json()["usage_count"] == 0
+        gone = await c.post(f"/v1/claims/{claim['claim_id']}/heartbeat", headers=token)
+        assert_error(gone, "CLAIM_NOT_FOUND", 404)
+    assert audit(fresh)["usage"] == 0
+
+
+async def test_capacity_errors_carry_the_catalog_status(fresh):
+    async with api_client(settings_for(fresh)) as c:
+        ok = await c.post("/v1/codes/BILL-1/claims", json={"holder": "bob"}, headers=CLIENT_AUTH)
+        assert ok.status_code == 201
+        full = await c.post("/v1/codes/BILL-1/claims", json={"holder": "eve"}, headers=CLIENT_AUTH)
+        error = assert_error(full, "CODE_FULL", 409)
+        assert error["sqlstate"] == "CP005" and error["details"]["max_uses"] == 1
+        assert (await c.get("/v1/codes/BILL-1")).json()["reason"] == "CODE_FULL"
+        missing = await c.post("/v1/codes/NOPE/claims", json={"holder": "bob"}, headers=CLIENT_AUTH)
+        assert_error(missing, "CODE_NOT_FOUND", 404)
+        assert_error(await c.get("/v1/codes/NOPE"), "CODE_NOT_FOUND", 404)
+        r = await c.post("/v1/admin/codes/BILL-1/revoke", headers=ADMIN_AUTH)
+        assert r.status_code == 200 and r.json() == {"revoked": 1}
+        inactive = await c.post(
+            "/v1/codes/BILL-1/claims", json={"holder": "x"}, headers=CLIENT_AUTH
+        )
+        assert_error(inactive, "CODE_INACTIVE", 403)
+    audit(fresh)
+
+
+BAD_REQUESTS = [
+    ("malformed JSON", "post", "/v1/codes/CLASS-7A/claims", {"content": b'{"holder": '}, 400),
+    ("wrong type", "post", "/v1/codes/CLASS-7A/claims", {"json": {"holder": 42}}, 400),
+    ("unknown field", "post", "/v1/codes/CLASS-7A/claims", {"json": {"holder": "a", "x": 1}}, 400),
+    ("missing field", "post", "/v1/codes/CLASS-7A/claims", {"json": {}}, 400),
+    ("not an object", "post", "/v1/codes/CLASS-7A/claims", {"json": ["holder"]}, 400),
+    ("empty holder", "post", "/v1/codes/CLASS-7A/claims", {"json": {"holder": ""}}, 400),
+    ("blank holder", "post", "/v1/codes/CLASS-7A/claims", {"json": {"holder": "   "}}, 400),
+    ("long holder", "post", "/v1/codes/CLASS-7A/claims", {"json": {"holder": "h" * 257}}, 400),
+    (
+        "bad lock mode",
+        "post",
+        "/v1/codes/CLASS-7A/claims",
+        {"json": {"holder": "a", "lock_mode": "x"}},
+        400,
+    ),
+    ("bad code", "post", "/v1/codes/no%20spaces!/claims", {"json": {"holder": "a"}}, 400),
+    ("long code", "post", f"/v1/codes/{'A' * 65}/claims", {"json": {"holder": "a"}}, 400),
+    ("bad code check", "get", "/v1/codes/%3Bdrop", {}, 400),
+    (
+        "oversized body",
+        "post",
+        "/v1/codes/CLASS-7A/claims",
+        {"json": {"holder": "h" * 1_100_000}},
+        413,
+    ),
+    ("no token header", "delete", "/v1/claims/1", {}, 400),
+    ("bad token", "delete", "/v1/claims/1", {"headers": {"X-Claim-Token": "nope"}}, 400),
+    (
+        "claim id zero",
+        "delete",
+        "/v1/claims/0",
+        {"headers": {"X-Claim-Token": "8d0b0b43-6f8e-4d7a-9d3b-8d8f0c7f7e55"}},
+        400,
+    ),
+    (
+        "claim id too big",
+        "delete",
+        f"/v1/claims/{2**63}",
+        {"headers": {"X-Claim-Token": "8d0b0b43-6f8e-4d7a-9d3b-8d8f0c7f7e55"}},
+        400,
+    ),
+    (
+        "unknown claim",
+        "delete",
+        "/v1/claims/999999",
+        {"headers": {"X-Claim-Token": "8d0b0b43-6f8e-4d7a-9d3b-8d8f0c7f7e55"}},
+        404,
+    ),
+    ("usage not a list", "post", "/v1/usage", {"json": {"codes": "A"}}, 400),
+    ("usage too many", "post", "/v1/usage", {"json": {"codes": ["A"] * 1001}}, 400),
+    ("usage bad code", "post", "/v1/usage", {"json": {"codes": ["OK", "bad code"]}}, 400),
+    ("no route", "get", "/v1/nothing", {}, 404),
+    ("wrong method", "put", "/v1/codes/CLASS-7A", {}, 405),
+]
+ERROR_NAMES = {
+    400: "VALIDATION_ERROR",
+    404: None,
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "method", "url", "kwargs", "status"), BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS]
+)
+async def test_bad_input_is_a_clear_4xx_and_changes_nothing(
+    fresh, case, method, url, kwargs, status
+):
+    before = snapshot(fresh)
+    kwargs = dict(kwargs)
+    kwargs["headers"] = kwargs.get("headers", {}) | CLIENT_AUTH
+    async with api_client(settings_for(fresh)) as c:
+        r = await c.request(method.upper(), url, **kwargs)
+    name = ERROR_NAMES[status] or ("NOT_FOUND" if case == "no route" else "CLAIM_NOT_FOUND")
+    assert_error(r, name, status)
+    assert snapshot(fresh) == before
+
+
+async def test_wrong_claim_token_releases_nothing(fresh):
+    async with api_client(settings_for(fresh)) as c:
+        claim = (
+            await c.post("/v1/codes/CLASS-7A/claims", json={"holder": "a"}, headers=CLIENT_AUTH)
+        ).json()
+        before = snapshot(fresh)
+        wrong = CLIENT_AUTH | {"X-Claim-Token": "8d0b0b43-6f8e-4d7a-9d3b-8d8f0c7f7e55"}
+        assert_error(
+            await c.delete(f"/v1/claims/{claim['claim_id']}", headers=wrong), "CLAIM_NOT_FOUND", 404
+        )
+        assert_error(
+            await c.post(f"/v1/claims/{claim['claim_id']}/heartbeat", headers=wrong),
+            "CLAIM_NOT_FOUND",
+            404,
+        )
+        assert snapshot(fresh) == before
+
+
+async def test_batch_usage_keeps_input_order(fresh):
+    async with api_client(settings_for(fresh)) as c:
+        r = await c.post("/v1/usage", json={"codes": ["bill-1", "NOPE", " class-7a "]})
+        assert r.status_code == 200
+        rows = r.json()["codes"]
+        assert [(x["code"], x["found"], x["reason"]) for x in rows] == [
+            ("BILL-1", True, None),
+            ("NOPE", False, "CODE_NOT_FOUND"),
+            ("CLASS-7A", True, None),
+        ]
+        # Every field, not only these: the batch's rows equal the single status.
+        assert rows[0] == (await c.get("/v1/codes/BILL-1")).json()
+        assert rows[2] == (await c.get("/v1/codes/CLASS-7A")).json()
+        empty = await c.post("/v1/usage", json={"codes": []})
+        assert empty.status_code == 200 and empty.json() == {"codes": []}
+
+
+async def test_admin_actions(fresh):
+    async with api_client(settings_for(fresh)) as c:
+        up = await c.post(
+            "/v1/admin/codes",
+            headers=ADMIN_AUTH,
+            json={
+                "codes": [
+                    {"code": "new-1", "max_uses": 5, "pool": "seats", "metadata": {"room": "A"}},
+                    {"code": "CLASS-7A", "max_uses": 3},
+                ]
+            },
+        )
+        assert up.status_code == 200 and up.json() == {"inserted": 1, "updated": 1}
+        status = (await c.get("/v1/codes/CLASS-7A")).json()
+        assert (status["max_uses"], status["pool"]) == (3, "classroom")  # absent pool kept
+
+        await c.post("/v1/codes/NEW-1/claims", json={"holder": "r"}, headers=CLIENT_AUTH)
+        below = await c.post(
+            "/v1/admin/codes",
+            headers=ADMIN_AUTH,
+            json={"codes": [{"code": "NEW-1", "max_uses": 0}]},
+        )
+        assert_error(below, "CAPACITY_BELOW_USAGE", 409)
+
+        lim = await c.put(
+            "/v1/admin/holder-limits",
+            headers=ADMIN_AUTH,
+            json={"pool": "classroom", "holder": "r", "max_claims": 0},
+        )
+        assert lim.status_code == 200 and lim.json()["max_claims"] == 0
+        over = await c.post("/v1/codes/CLASS-7A/claims", json={"holder": "r"}, headers=CLIENT_AUTH)
+        assert_error(over, "HOLDER_LIMIT_EXCEEDED", 409)
+        under = await c.put(
+            "/v1/admin/holder-limits",
+            headers=ADMIN_AUTH,
+            json={"pool": "seats", "holder": "r", "max_claims": 0},
+        )
+        assert_error(under, "CAPACITY_BELOW_USAGE", 409)
+
+        exp = await c.post("/v1/admin/expire", headers=ADMIN_AUTH, json={"idle_seconds": 0})
+        assert exp.status_code == 200 and exp.json()["expired"] == 1
+        assert (await c.get("/v1/codes/NEW-1")).json()["usage_count"] == 0
+
+        ref = await c.post("/v1/admin/dashboard/refresh", headers=ADMIN_AUTH)
+        assert ref.status_code == 200 and ref.json()["refreshed"] is True
+        board = (await c.get("/v1/dashboard")).json()
+        assert {p["pool"] for p in board["pools"]} == {"bills", "classroom", "seats"}
+
+        await c.get("/v1/codes/CLASS-7A")
+        cleared = await c.post("/v1/admin/cache/clear", headers=ADMIN_AUTH)
+        assert cleared.status_code == 200 and cleared.json()["before"]["size"] >= 1
+        reset_m = await c.post("/v1/admin/metrics/reset", headers=ADMIN_AUTH)
+        assert reset_m.status_code == 200
+        assert "claimCode" not in (await c.get("/v1/performance")).json()["windows"]["1h"]
+    audit(fresh)
+
+
+async def test_lock_contention_is_503_with_retry_after(fresh):
+    """A row lock held elsewhere: nowait gives up (CP008), wait hits lock_timeout (55P03)."""
+    with psycopg.connect(fresh) as holder:
+        holder.execute("SELECT 1 FROM capacity.codes WHERE code = 'CLASS-7A' FOR UPDATE")
+        async with api_client(settings_for(fresh, lock_timeout_ms=50)) as c:
+            for mode in ("nowait", "wait"):
+                r = await c.post(
+                    "/v1/codes/CLASS-7A/claims",
+                    headers=CLIENT_AUTH,
+                    json={"holder": f"h-{mode}", "lock_mode": mode},
+                )
+                assert_error(r, "LOCK_CONTENDED", 503)
+                assert r.headers["retry-after"] == "1"
+        holder.rollback()
+    assert audit(fresh)["usage"] == 0
+
+
+async def test_claim_and_release_in_the_spellings_litestar_accepts(fresh):
+    """The claim and release routes are Litestar's own: a trailing slash is routed, a JSON
+    content type with a charset is read, a token without hyphens is a UUID, and a Host
+    header Litestar refuses is a 400 that claims nothing."""
+    async with api_client(settings_for(fresh)) as c:
+        bad_host = await c.post(
+            "/v1/codes/BILL-1/claims",
+            json={"holder": "alice"},
+            headers=ADMIN_AUTH | {"Host": "bad host!"},
+        )
+        assert_error(bad_host, "VALIDATION_ERROR", 400)
+        claim = await c.post(
+            "/v1/codes/BILL-1/claims/",
+            content=b'{"holder": "alice"}',
+            headers=CLIENT_AUTH | {"Content-Type": "application/json; charset=utf-8"},
+        )
+        assert claim.status_code == 201, claim.text
+        body = claim.json()
+        token = body["token"].replace("-", "")
+        released = await c.delete(
+            f"/v1/claims/{body['claim_id']}", headers=CLIENT_AUTH | {"X-Claim-Token": token}
+        )
+        assert released.status_code == 200 and released.json()["released"] is True
+        text = (await c.get("/metrics")).text
+        assert (
+            'pgcapacity_http_request_duration_seconds_count{method="POST",'
+            'route="/v1/codes/{code}/claims",status="201"} 1.0'
+        ) in text
+        assert 'pgcapacity_operations_total{operation="releaseClaim",outcome="ok"} 1.0' in text
+    audit(fresh)

@@ -1,0 +1,283 @@
+"""What the tests share: real connections racing, exact audits, a comparable snapshot of
+the catalog, and the real HTTP app in process or behind a real uvicorn socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import uvicorn
+from litestar.testing import AsyncTestClient
+
+from pgcapacity import pgserver
+from pgcapacity.app import create_app
+from pgcapacity.settings import Settings
+
+LOCK_MODES = ["wait", "nowait", "advisory"]
+
+# SQLSTATEs outside class CP that a caller must treat as "retry" (docs/contract.md, "Errors").
+CONTENTION = {"55P03": "LOCK_CONTENDED", "40001": "LOCK_CONTENDED"}
+
+
+def error_name(err: psycopg.Error) -> str:
+    """pgcapacity error name from the message prefix, else the raw SQLSTATE.
+
+    Deadlocks (40P01) are deliberately not folded into LOCK_CONTENDED here: the tests
+    must see them, because the lock order promises there are none.
+    """
+    state = err.sqlstate or ""
+    if state.startswith("CP"):
+        return str(err.diag.message_primary).split(":", 1)[0]
+    return CONTENTION.get(state, state)
+
+
+def call(conn: psycopg.Connection, sql: str, params: Any = None) -> tuple[str, tuple | None]:
+    """Runs one statement; returns ("ok", row) or (error name, None)."""
+    try:
+        return "ok", conn.execute(sql, params).fetchone()
+    except psycopg.Error as err:
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            conn.rollback()
+        return error_name(err), None
+
+
+def run_concurrently(
+    conninfo: str, n: int, work: Callable[[int, psycopg.Connection], Any], timeout: float = 300
+) -> list[Any]:
+    """Opens n connections, then starts work(i, conn) on all of them at the same instant."""
+    conns = [psycopg.connect(conninfo, autocommit=True) for _ in range(n)]
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = work(i, conns[i])
+        except BaseException as err:  # re-raised in the main thread below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(n)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout)
+            if t.is_alive():
+                raise TimeoutError(f"a worker did not finish within {timeout}s")
+    finally:
+        for c in conns:
+            c.close()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def audit(conninfo: str) -> dict[str, int]:
+    """Asserts guarantee 1 (docs/contract.md) over the whole database; returns totals."""
+    with psycopg.connect(conninfo) as conn:
+        # code_usage.usage_count is the whole usage (a slotted code's slot rows included).
+        bad_codes = conn.execute("""
+            SELECT u.code, u.usage_count, u.max_uses, count(cl.claim_id)
+              FROM capacity.code_usage u
+              JOIN capacity.codes c USING (code)
+              LEFT JOIN capacity.claims cl ON cl.code_id = c.code_id AND cl.released_at IS NULL
+             GROUP BY u.code, u.usage_count, u.max_uses
+            HAVING u.usage_count <> count(cl.claim_id) OR u.usage_count < 0 OR u.usage_count > u.max_uses
+        """).fetchall()
+        assert bad_codes == [], f"usage differs from active claims or capacity: {bad_codes}"
+        # Slotted codes: capacity = base + caps, and each slot counts exactly its claims.
+        bad_slots = conn.execute("""
+            SELECT c.code, c.usage_count, c.max_uses, sum(s.cap)
+              FROM capacity.codes c JOIN capacity.code_slots s USING (code_id)
+             GROUP BY c.code_id HAVING c.usage_count + sum(s.cap) <> c.max_uses
+            UNION ALL
+            SELECT s.slot_id::text, s.used, s.cap, count(cl.claim_id)
+              FROM capacity.code_slots s
+              LEFT JOIN capacity.claims cl ON cl.slot_id = s.slot_id AND cl.released_at IS NULL
+             GROUP BY s.slot_id HAVING s.used <> count(cl.claim_id)
+        """).fetchall()
+        assert bad_slots == [], f"slot rows disagree with capacity or claims: {bad_slots}"
+        bad_holders = conn.execute("""
+            SELECT h.pool, h.holder, h.active_claims, h.max_claims, count(cl.claim_id)
+              FROM capacity.holders h
+              LEFT JOIN capacity.claims cl
+                ON cl.pool = h.pool AND cl.holder = h.holder AND cl.released_at IS NULL
+             GROUP BY h.pool, h.holder
+            HAVING h.active_claims <> count(cl.claim_id) OR h.active_claims > h.max_claims
+        """).fetchall()
+        assert bad_holders == [], f"holder counters wrong or above limit: {bad_holders}"
+        assert conn.execute("SELECT count(*) FROM capacity.reconcile()").fetchone()[0] == 0
+        # The event log tells the same story: claims minus endings equals usage.
+        by_events, usage = conn.execute("""
+            SELECT (SELECT count(*) FILTER (WHERE kind = 'claimed')
+                         - count(*) FILTER (WHERE kind IN ('released', 'expired', 'revoked') AND claim_id IS NOT NULL)
+                      FROM capacity.events),
+                   (SELECT coalesce(sum(usage_count), 0) FROM capacity.code_usage)
+        """).fetchone()
+        assert by_events == usage, f"event log says {by_events} units in use, codes say {usage}"
+        return {"usage": int(usage)}
+
+
+def psql(conninfo: str, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    """Runs Debian's psql against `conninfo` (stops at the first error)."""
+    return subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo, *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def reset(conninfo: str, codes: list[dict]) -> None:
+    """Empties the capacity tables and creates the given codes."""
+    import json
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE capacity.events, capacity.claims, capacity.holders, capacity.code_slots,"
+            " capacity.codes, capacity.pending_changes, capacity.pool_activity"
+        )
+        conn.execute("SELECT capacity.upsert_codes(%s::jsonb)", (json.dumps(codes),))
+
+
+QUERIES = {
+    "columns": """
+        SELECT table_name, column_name, data_type, udt_name, is_nullable, column_default,
+               is_identity, ordinal_position
+          FROM information_schema.columns WHERE table_schema = 'capacity'
+         ORDER BY table_name, ordinal_position""",
+    "constraints": """
+        SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+          FROM pg_constraint WHERE connamespace = 'capacity'::regnamespace
+         ORDER BY 1, 2""",
+    "indexes": """
+        SELECT tablename, indexname, indexdef FROM pg_indexes
+         WHERE schemaname = 'capacity' ORDER BY 1, 2""",
+    "functions": """
+        SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid), p.proacl::text
+          FROM pg_proc p WHERE p.pronamespace = 'capacity'::regnamespace ORDER BY 1""",
+    "views": """
+        SELECT c.relname, pg_get_viewdef(c.oid, true), c.relacl::text
+          FROM pg_class c WHERE c.relnamespace = 'capacity'::regnamespace AND c.relkind IN ('v', 'm')
+         ORDER BY 1""",
+    "types": """
+        SELECT t.typname, t.typtype::text,
+               (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
+                  FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0),
+               (SELECT string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
+          FROM pg_type t
+         WHERE t.typnamespace = 'capacity'::regnamespace AND t.typtype IN ('c', 'e')
+           AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+         ORDER BY 1""",
+    "comments": """
+        SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c
+         WHERE c.relnamespace = 'capacity'::regnamespace ORDER BY 1""",
+    "table_acl": """
+        SELECT c.relname, c.relacl::text FROM pg_class c
+         WHERE c.relnamespace = 'capacity'::regnamespace AND c.relkind = 'r' ORDER BY 1""",
+    "migrations": "SELECT name, kind, checksum, package_version FROM capacity.migrations ORDER BY name",
+}
+
+
+def snapshot(conninfo: str) -> dict[str, list[tuple]]:
+    with psycopg.connect(conninfo) as conn:
+        return {name: conn.execute(sql).fetchall() for name, sql in QUERIES.items()}
+
+
+ADMIN = "admin-secret"
+CLIENT = "client-secret"
+ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN}"}
+CLIENT_AUTH = {"Authorization": f"Bearer {CLIENT}"}
+
+
+def settings_for(conninfo: str, **overrides) -> Settings:
+    values = {"admin_token": ADMIN, "client_tokens": (CLIENT,), "pool_max": 4}
+    values.update(overrides)
+    return Settings(database_url=conninfo, **values)
+
+
+@contextlib.asynccontextmanager
+async def api_client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    """The real app (lifespan, pool, listener, refresher) driven in process."""
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def live_server(settings: Settings) -> Iterator[str]:
+    """The real app served by uvicorn on a free port in a background thread; yields its URL."""
+    port = pgserver.free_port()
+    # A long keep-alive: uvicorn closing an idle pooled connection just as the client
+    # reuses it shows up as httpx.ReadError on a loaded 2-core machine.
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=300,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    try:
+        for _ in range(600):
+            if server.started or not thread.is_alive():
+                break
+            threading.Event().wait(0.05)
+        if not server.started:
+            raise RuntimeError("uvicorn did not start (see the log above)")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+async def http_workers(base: str, jobs: int, clients: int, job) -> Counter:
+    """`clients` concurrent HTTP clients share jobs 0..jobs-1; `job(http, i, tally)` does one
+    and counts its outcomes in `tally`, which is returned."""
+    pending = iter(range(jobs))  # one shared iterator: asyncio runs one worker at a time
+    tally: Counter = Counter()
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(
+        base_url=base, headers=CLIENT_AUTH, limits=limits, timeout=60
+    ) as http:
+
+        async def worker() -> None:
+            for i in pending:
+                await job(http, i, tally)
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    return tally
+
+
+def assert_error(response, name: str, status: int) -> dict:
+    """The error shape of the HTTP API with the expected name and status."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert error["code"] == name, body
+    assert error["sqlstate"].startswith("CP") and error["message"], body
+    assert isinstance(error["details"], dict), body
+    return error
+
+
+def wait_for(condition, timeout: float = 15.0) -> bool:
+    """Polls a condition (no fixed sleeps): True as soon as it holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
