@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup test pgtap lint run bench bench-targets sql clean
+.PHONY: help setup test pgtap lint run bench bench-targets sql schema clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,9 +21,10 @@ pgtap: setup ## run sql/tests with pg_prove against DATABASE_URL (installs pgTAP
 	$(BIN)/pgcapacity migrate
 	pg_prove -d "$(DATABASE_URL)" sql/tests/test_*.sql
 
-lint: setup ## ruff over the Python code
-	$(BIN)/ruff check api bench tests conftest.py
-	$(BIN)/ruff format --check api bench tests conftest.py
+lint: setup ## ruff over the Python code, plpgsql_check over the PL/pgSQL (on a private server)
+	$(BIN)/ruff check api bench tests scripts conftest.py
+	$(BIN)/ruff format --check api bench tests scripts conftest.py
+	$(BIN)/pytest -q tests/sql/test_plpgsql_check.py
 
 run: setup ## serve the API on 127.0.0.1:8000 (embedded PostgreSQL in ./.pgdata unless DATABASE_URL is set)
 	$(BIN)/pgcapacity serve --embedded .pgdata --migrate --demo-token
@@ -38,6 +39,9 @@ TARGET_ROWS = --workloads hot-slotted spread naive-hot naive-spread floor-spread
 
 bench-targets: setup ## the performance targets' rows, five rounds, judged (docs/benchmarks.md)
 	$(BIN)/pgcapacity bench $(TARGET_ROWS) $(BENCH_ARGS)
+
+schema: setup ## regenerate sql/schema.sql (the current schema, for reading; never applied)
+	$(BIN)/python scripts/dump_schema.py
 
 sql: setup ## print the install SQL for psql -f
 	@$(BIN)/pgcapacity sql

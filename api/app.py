@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, OpenAPIType, Schema, SecurityScheme
 from prometheus_client import multiprocess
 
-from pgcapacity import __version__, schemas
+from pgcapacity import __version__, rules, schemas
 from pgcapacity.background import Listener, Periodic, running
 from pgcapacity.cache import ResultCache
 from pgcapacity.db import make_pool
@@ -47,7 +47,8 @@ def create_app(settings: Settings) -> Litestar:
         lambda: service.tune_slots(settings.hot_claims_per_min, settings.hot_slots),
         10_000,
     )
-    background = [listener, publisher, refresher] + ([tuner] if settings.hot_claims_per_min else [])
+    tuning = settings.hot_claims_per_min != 0
+    background = [listener, publisher, refresher] + ([tuner] if tuning else [])
     metrics = Metrics(cache, pool)
 
     @contextlib.asynccontextmanager
@@ -118,18 +119,24 @@ def create_app(settings: Settings) -> Litestar:
 def _complete_openapi(app: Litestar) -> None:
     """Says in the OpenAPI document what the validation really does, where Litestar does
     not derive it: request bodies refuse unknown fields (msgspec forbid_unknown_fields),
-    batch-usage items follow the code format, and a holder limit is null or >= 0."""
+    batch-usage items follow the code format, a holder limit is null or >= 0, and the
+    optional counts keep their lower bound of 0 (Litestar leaves a bound of 0 out of an
+    optional field's schema)."""
     names = {cls.__name__ for cls in schemas.Request.__subclasses__()} | {"CodeSpec"}
     components = app.openapi_schema.components.schemas or {}
     for name, component in components.items():
         if name in names:
             component.additional_properties = False
     components["UsageRequest"].properties["codes"].items = Schema(
-        type=OpenAPIType.STRING, pattern=schemas.CODE_PATTERN, max_length=200
+        type=OpenAPIType.STRING,
+        pattern=rules.CODE_PATTERN,
+        max_length=rules.CODE_INPUT_MAX_LENGTH,
     )
     components["HolderLimitRequest"].properties["max_claims"] = Schema(
         one_of=[
-            Schema(type=OpenAPIType.INTEGER, minimum=0, maximum=2_147_483_647),
+            Schema(type=OpenAPIType.INTEGER, minimum=0, maximum=rules.MAX_INTEGER),
             Schema(type=OpenAPIType.NULL),
         ]
     )
+    components["ExpireRequest"].properties["idle_seconds"].minimum = 0
+    components["CodeSpec"].properties["slots"].minimum = 0

@@ -12,6 +12,7 @@ import psycopg
 
 from pgcapacity import __version__, installer
 from pgcapacity.argtypes import at_least
+from pgcapacity.db import named_call
 
 
 def _database_url() -> str:
@@ -51,14 +52,12 @@ def cmd_status(_: argparse.Namespace) -> int:
 
 
 def cmd_expire_idle(args: argparse.Namespace) -> int:
+    query, params = named_call("expire_idle_claims", idle=args.idle, batch_size=args.batch_size)
     with psycopg.connect(_database_url(), autocommit=True) as conn:
         while True:
             total = 0
             while True:
-                expired, _, _, more = conn.execute(
-                    "SELECT * FROM capacity.expire_idle_claims(%s::interval, %s)",
-                    (args.idle, args.batch_size),
-                ).fetchone()
+                expired, _, _, more = conn.execute(query, params).fetchone()
                 total += expired
                 if not more:
                     break
@@ -120,8 +119,10 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("-v", "--verbose", action="store_true", help="also list unchanged steps")
     sub.add_parser("status", help="compare DATABASE_URL with this version (exit 1 if behind)")
     e = sub.add_parser("expire-idle", help="end idle claims once, or every N seconds")
-    e.add_argument("--idle", default="30 minutes", help="idle interval (default: 30 minutes)")
-    e.add_argument("--batch-size", type=at_least(1), default=1000)
+    e.add_argument(
+        "--idle", help="idle interval, e.g. '30 minutes' (default: expire_idle_claims' own)"
+    )
+    e.add_argument("--batch-size", type=at_least(1), help="claims per call (default: the SQL's)")
     e.add_argument("--every", type=at_least(0, float), default=0, help="repeat every N seconds")
     r = sub.add_parser("refresh", help="refresh capacity.dashboard if stale (for cron users)")
     r.add_argument("--force", action="store_true", help="refresh even if nothing changed")

@@ -90,6 +90,15 @@ def make_pool(settings: Settings) -> Pool:
     )
 
 
+def named_call(function: str, **arguments: Any) -> tuple[str, tuple]:
+    """`SELECT * FROM capacity.<function>(name => %s, ...)` with the arguments that are not
+    None: the ones left out take the SQL function's own defaults, which Python does not
+    restate."""
+    given = {name: value for name, value in arguments.items() if value is not None}
+    names = ", ".join(f"{name} => %s" for name in given)
+    return f"SELECT * FROM capacity.{function}({names})", tuple(given.values())
+
+
 def _cursor(conn: psycopg.AsyncConnection, row_factory: Any) -> psycopg.AsyncCursor:
     """A cursor with `row_factory`, or the connection's own (dict rows)."""
     return conn.cursor(row_factory=row_factory) if row_factory else conn.cursor()

@@ -20,6 +20,15 @@ import psycopg
 from pgcapacity import __version__
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# Checksums an applied migration may still be recorded with although its file now reads
+# otherwise: edits of comments only, which change nothing a database holds (as Liquibase's
+# validCheckSum). The installer records the file's checksum instead and runs nothing.
+EARLIER_CHECKSUMS = {
+    # a comment's reference to a document outside the repository, reworded
+    "migrations/0001_schema.sql": (
+        "b0d2fdcb4fea5f01942f7875ac6f7ca1672e28f54f8ea34d412bee6f7b49145e",
+    ),
+}
 # (pgcapacity namespace, installer) - see capacity._lock_namespace()
 INSTALL_LOCK = (1885823856, -2)
 
@@ -82,8 +91,10 @@ CREATE TABLE IF NOT EXISTS capacity.migrations (
     applied_at      timestamptz NOT NULL DEFAULT now()
 );
 
--- Applies one step unless it is recorded with the same checksum; refuses edited migrations.
-CREATE FUNCTION pg_temp.pgcapacity_apply(p_name text, p_kind text, p_checksum text, p_sql text)
+-- Applies one step unless it is recorded with the same checksum; refuses edited migrations
+-- (p_earlier: checksums of comment-only earlier versions, re-recorded without running).
+CREATE FUNCTION pg_temp.pgcapacity_apply(p_name text, p_kind text, p_checksum text, p_sql text,
+                                         p_earlier text[] DEFAULT '{}')
 RETURNS TABLE (step text, outcome text)
 LANGUAGE plpgsql AS $apply$
 DECLARE
@@ -92,6 +103,11 @@ BEGIN
     SELECT m.checksum INTO v_old FROM capacity.migrations AS m WHERE m.name = p_name;
     IF v_old = p_checksum THEN
         RETURN QUERY SELECT p_name, 'unchanged';
+        RETURN;
+    END IF;
+    IF p_kind = 'migration' AND v_old = ANY (p_earlier) THEN
+        UPDATE capacity.migrations AS m SET checksum = p_checksum WHERE m.name = p_name;
+        RETURN QUERY SELECT p_name, 'reworded';
         RETURN;
     END IF;
     IF v_old IS NOT NULL AND p_kind = 'migration' THEN
@@ -129,6 +145,8 @@ $refuse$;
 """
 
 FINISH = """\
+-- Function and view files no longer shipped (their functions live in other files now).
+DELETE FROM capacity.migrations AS m WHERE m.kind <> 'migration' AND m.name <> ALL (__FILES__::text[]);
 -- Least privilege: nothing is executable by PUBLIC; app roles are re-granted (new functions).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA capacity FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA capacity FROM PUBLIC;
@@ -154,13 +172,17 @@ def bundle(root: Path | None = None) -> str:
         ),
     ]
     for step in all_steps:
+        earlier = EARLIER_CHECKSUMS.get(step.name, ())
         parts.append(
             f"SELECT * FROM pg_temp.pgcapacity_apply({_literal(step.name)}, {_literal(step.kind)}, "
-            f"{_literal(step.checksum)}, {_dollar_quote(step.sql)});"
+            f"{_literal(step.checksum)}, {_dollar_quote(step.sql)}"
+            + (f", {_literal('{' + ','.join(earlier) + '}')}" if earlier else "")
+            + ");"
         )
+    files = [s.name for s in all_steps if s.kind != "migration"]
     parts += [
-        FINISH,
-        "DROP FUNCTION pg_temp.pgcapacity_apply(text, text, text, text);",
+        FINISH.replace("__FILES__", _literal("{" + ",".join(files) + "}")),
+        "DROP FUNCTION pg_temp.pgcapacity_apply(text, text, text, text, text[]);",
         "COMMIT;",
         "",
     ]

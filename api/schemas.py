@@ -8,31 +8,28 @@ from uuid import UUID
 
 import msgspec
 
-# The formats the SQL enforces (capacity._require_*), published in the OpenAPI document.
-CODE_PATTERN = r"^[ \t\r\n]*[A-Za-z0-9_-]{1,64}[ \t\r\n]*$"
-HOLDER_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-POOL_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+from pgcapacity import rules
+
 Holder = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
-        max_length=256,
-        pattern=HOLDER_PATTERN,
-        description="who claims: 1-256 characters, not only spaces, no control characters",
+        max_length=rules.HOLDER_MAX_LENGTH,
+        pattern=rules.HOLDER_PATTERN,
+        description=f"who claims: {rules.HOLDER_RULE}",
     ),
 ]
 CodeName = Annotated[
     str,
     msgspec.Meta(
-        max_length=200,
-        pattern=CODE_PATTERN,
-        description="1-64 of A-Z 0-9 _ - (trimmed, case-insensitive)",
+        max_length=rules.CODE_INPUT_MAX_LENGTH,
+        pattern=rules.CODE_PATTERN,
+        description=rules.CODE_RULE,
     ),
 ]
-PoolName = Annotated[
-    str, msgspec.Meta(pattern=POOL_PATTERN, description="1-64 of A-Z a-z 0-9 _ . -")
-]
-LockMode = Literal["wait", "nowait", "advisory"]
+PoolName = Annotated[str, msgspec.Meta(pattern=rules.POOL_PATTERN, description=rules.POOL_RULE)]
+LockMode = Literal[rules.LOCK_MODES]  # type: ignore[valid-type]
+Count = Annotated[int, msgspec.Meta(ge=0, le=rules.MAX_INTEGER)]
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -45,34 +42,41 @@ class ClaimRequest(Request):
 
 
 class UsageRequest(Request):
-    codes: Annotated[list[CodeName], msgspec.Meta(max_length=1000)]
+    codes: Annotated[list[CodeName], msgspec.Meta(max_length=rules.MAX_USAGE_BATCH)]
 
 
 class CodeSpec(Request):
     code: CodeName
-    max_uses: Annotated[int, msgspec.Meta(ge=0, le=2_147_483_647)]
+    max_uses: Count
     # Absent keys keep the stored value on update; explicit null clears expires_at.
     pool: PoolName | msgspec.UnsetType = msgspec.UNSET
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
     expires_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
     metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     # 0: plain; N: capacity spread over N rows so concurrent claims do not queue (hot codes).
-    slots: Annotated[int, msgspec.Meta(ge=0, le=256)] | msgspec.UnsetType = msgspec.UNSET
+    slots: Annotated[int, msgspec.Meta(ge=0, le=rules.MAX_SLOTS)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
 
 
 class UpsertCodesRequest(Request):
-    codes: Annotated[list[CodeSpec], msgspec.Meta(min_length=1, max_length=10000)]
+    codes: Annotated[list[CodeSpec], msgspec.Meta(min_length=1, max_length=rules.MAX_UPSERT_BATCH)]
 
 
 class HolderLimitRequest(Request):
     pool: PoolName
     holder: Holder
-    max_claims: Annotated[int, msgspec.Meta(ge=0, le=2_147_483_647)] | None
+    max_claims: Count | None
 
 
 class ExpireRequest(Request):
-    idle_seconds: Annotated[int, msgspec.Meta(ge=0, le=10 * 365 * 86400)] = 1800
-    batch_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    # Absent: capacity.expire_idle_claims()'s own defaults.
+    idle_seconds: (
+        Annotated[int, msgspec.Meta(ge=0, le=rules.MAX_IDLE_SECONDS)] | msgspec.UnsetType
+    ) = msgspec.UNSET
+    batch_size: (
+        Annotated[int, msgspec.Meta(ge=1, le=rules.MAX_EXPIRY_BATCH)] | msgspec.UnsetType
+    ) = msgspec.UNSET
 
 
 class Claim(msgspec.Struct):

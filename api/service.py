@@ -7,6 +7,7 @@ invalidate the codes they touched at once (other instances hear it through NOTIF
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import msgspec
 from psycopg.rows import args_row
@@ -16,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from pgcapacity import schemas
 from pgcapacity.background import CHANNEL
 from pgcapacity.cache import DASHBOARD_KEY, ResultCache
-from pgcapacity.db import fetch_all, fetch_one
+from pgcapacity.db import fetch_all, fetch_one, named_call
 
 _FAILED = object()  # what waiters get from a load that raised or was cancelled
 
@@ -151,10 +152,9 @@ class Capacity:
             self.cache.invalidate_dashboard()
         return row
 
-    async def tune_slots(self, min_claims: int, slots: int) -> list[dict]:
-        return await fetch_all(
-            self.pool, "SELECT * FROM capacity.tune_slots(%s, %s)", (min_claims, slots)
-        )
+    async def tune_slots(self, min_claims: int | None, slots: int | None) -> list[dict]:
+        query, params = named_call("tune_slots", min_claims=min_claims, slots=slots)
+        return await fetch_all(self.pool, query, params)
 
     async def publish_changes(self) -> dict:
         return await fetch_one(self.pool, "SELECT * FROM capacity.publish_changes()")
@@ -185,12 +185,12 @@ class Capacity:
             (pool, holder, max_claims),
         )
 
-    async def expire_idle(self, idle_seconds: int, batch_size: int) -> schemas.ExpiryResult:
-        row = await fetch_one(
-            self.pool,
-            "SELECT * FROM capacity.expire_idle_claims(make_interval(secs => %s), %s)",
-            (idle_seconds, batch_size),
-        )
+    async def expire_idle(
+        self, idle_seconds: int | None, batch_size: int | None
+    ) -> schemas.ExpiryResult:
+        idle = None if idle_seconds is None else timedelta(seconds=idle_seconds)
+        query, params = named_call("expire_idle_claims", idle=idle, batch_size=batch_size)
+        row = await fetch_one(self.pool, query, params)
         if row["expired"]:
             self.cache.clear()
         return schemas.ExpiryResult(**row)

@@ -7,14 +7,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-LOCK_MODES = ("wait", "nowait", "advisory")
+from pgcapacity import rules
 
 
 class SettingsError(ValueError):
     """An environment variable holds a value the API cannot use."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 0) -> int | None:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -69,8 +69,10 @@ class Settings:
     cache_size: int = 10000
     dashboard_refresh_ms: int = 500
     change_feed_ms: int = 50
-    hot_claims_per_min: int = 600  # a plain code this busy gets hot_slots slot rows; 0: never
-    hot_slots: int = 32
+    # A plain code this busy gets hot_slots slot rows (capacity.tune_slots); None: the SQL
+    # function's defaults; 0: never.
+    hot_claims_per_min: int | None = None
+    hot_slots: int | None = None
     max_body_bytes: int = 1_048_576
     lock_mode: str | None = None  # None: the SQL default of capacity.claim()
     alert_avg_ms: float = 1000.0
@@ -80,10 +82,12 @@ class Settings:
     def __post_init__(self) -> None:
         if self.pool_max < max(self.pool_min, 1):
             raise SettingsError("PGCAPACITY_POOL_MAX must be at least PGCAPACITY_POOL_MIN and 1")
-        if self.hot_slots > 256:
-            raise SettingsError("PGCAPACITY_HOT_SLOTS must be between 1 and 256")
-        if self.lock_mode is not None and self.lock_mode not in LOCK_MODES:
-            raise SettingsError(f"PGCAPACITY_LOCK_MODE={self.lock_mode!r}: one of {LOCK_MODES}")
+        if self.hot_slots is not None and self.hot_slots > rules.MAX_SLOTS:
+            raise SettingsError(f"PGCAPACITY_HOT_SLOTS must be between 1 and {rules.MAX_SLOTS}")
+        if self.lock_mode is not None and self.lock_mode not in rules.LOCK_MODES:
+            raise SettingsError(
+                f"PGCAPACITY_LOCK_MODE={self.lock_mode!r}: one of {rules.LOCK_MODES}"
+            )
 
     @property
     def write_tokens(self) -> frozenset[str]:
@@ -122,8 +126,8 @@ class Settings:
             cache_size=_int(env, "PGCAPACITY_CACHE_SIZE", 10000),
             dashboard_refresh_ms=_int(env, "PGCAPACITY_DASHBOARD_REFRESH_MS", 500, 10),
             change_feed_ms=_int(env, "PGCAPACITY_CHANGE_FEED_MS", 50, 5),
-            hot_claims_per_min=_int(env, "PGCAPACITY_HOT_CLAIMS_PER_MIN", 600, 0),
-            hot_slots=_int(env, "PGCAPACITY_HOT_SLOTS", 32, 1),
+            hot_claims_per_min=_int(env, "PGCAPACITY_HOT_CLAIMS_PER_MIN", None, 0),
+            hot_slots=_int(env, "PGCAPACITY_HOT_SLOTS", None, 1),
             max_body_bytes=_int(env, "PGCAPACITY_MAX_BODY_BYTES", 1_048_576, 1024),
             lock_mode=env.get("PGCAPACITY_LOCK_MODE") or None,
             alert_avg_ms=_float(env, "PGCAPACITY_ALERT_AVG_MS", 1000.0),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-time machine set-up for `make test`: pgTAP and pg_prove for the local PostgreSQL
+# One-time machine set-up for `make test`: pgTAP, plpgsql_check and pg_prove for the local PostgreSQL
 # (Debian packages, when missing), then a virtualenv with the project and its test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ apt_install() {
         || { as_root apt-get update -q >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null; }
 }
 
-# pgTAP for every local PostgreSQL major, and pg_prove.
+# pgTAP and plpgsql_check for every local PostgreSQL major, and pg_prove.
 if [ -z "${DATABASE_URL:-}" ]; then
     for bindir in /usr/lib/postgresql/*/bin; do
         [ -x "$bindir/postgres" ] || continue
@@ -22,6 +22,10 @@ if [ -z "${DATABASE_URL:-}" ]; then
         if ! ls "/usr/share/postgresql/$major/extension/pgtap.control" >/dev/null 2>&1; then
             echo "setup: installing pgTAP for PostgreSQL $major"
             apt_install "postgresql-$major-pgtap" || echo "setup: WARNING: could not install postgresql-$major-pgtap" >&2
+        fi
+        if ! ls "/usr/share/postgresql/$major/extension/plpgsql_check.control" >/dev/null 2>&1; then
+            echo "setup: installing plpgsql_check for PostgreSQL $major (the PL/pgSQL lint)"
+            apt_install "postgresql-$major-plpgsql-check" || echo "setup: WARNING: could not install postgresql-$major-plpgsql-check" >&2
         fi
     done
 fi

@@ -17,11 +17,11 @@ import psycopg
 import uvicorn
 from litestar.testing import AsyncTestClient
 
-from pgcapacity import pgserver
+from pgcapacity import pgserver, rules
 from pgcapacity.app import create_app
 from pgcapacity.settings import Settings
 
-LOCK_MODES = ["wait", "nowait", "advisory"]
+LOCK_MODES = list(rules.LOCK_MODES)
 
 # SQLSTATEs outside class CP that a caller must treat as "retry" (docs/contract.md, "Errors").
 CONTENTION = {"55P03": "LOCK_CONTENDED", "40001": "LOCK_CONTENDED"}
@@ -84,37 +84,8 @@ def run_concurrently(
 def audit(conninfo: str) -> dict[str, int]:
     """Asserts guarantee 1 (docs/contract.md) over the whole database; returns totals."""
     with psycopg.connect(conninfo) as conn:
-        # code_usage.usage_count is the whole usage (a slotted code's slot rows included).
-        bad_codes = conn.execute("""
-            SELECT u.code, u.usage_count, u.max_uses, count(cl.claim_id)
-              FROM capacity.code_usage u
-              JOIN capacity.codes c USING (code)
-              LEFT JOIN capacity.claims cl ON cl.code_id = c.code_id AND cl.released_at IS NULL
-             GROUP BY u.code, u.usage_count, u.max_uses
-            HAVING u.usage_count <> count(cl.claim_id) OR u.usage_count < 0 OR u.usage_count > u.max_uses
-        """).fetchall()
-        assert bad_codes == [], f"usage differs from active claims or capacity: {bad_codes}"
-        # Slotted codes: capacity = base + caps, and each slot counts exactly its claims.
-        bad_slots = conn.execute("""
-            SELECT c.code, c.usage_count, c.max_uses, sum(s.cap)
-              FROM capacity.codes c JOIN capacity.code_slots s USING (code_id)
-             GROUP BY c.code_id HAVING c.usage_count + sum(s.cap) <> c.max_uses
-            UNION ALL
-            SELECT s.slot_id::text, s.used, s.cap, count(cl.claim_id)
-              FROM capacity.code_slots s
-              LEFT JOIN capacity.claims cl ON cl.slot_id = s.slot_id AND cl.released_at IS NULL
-             GROUP BY s.slot_id HAVING s.used <> count(cl.claim_id)
-        """).fetchall()
-        assert bad_slots == [], f"slot rows disagree with capacity or claims: {bad_slots}"
-        bad_holders = conn.execute("""
-            SELECT h.pool, h.holder, h.active_claims, h.max_claims, count(cl.claim_id)
-              FROM capacity.holders h
-              LEFT JOIN capacity.claims cl
-                ON cl.pool = h.pool AND cl.holder = h.holder AND cl.released_at IS NULL
-             GROUP BY h.pool, h.holder
-            HAVING h.active_claims <> count(cl.claim_id) OR h.active_claims > h.max_claims
-        """).fetchall()
-        assert bad_holders == [], f"holder counters wrong or above limit: {bad_holders}"
+        broken = conn.execute("SELECT * FROM capacity._invariant_violations()").fetchall()
+        assert broken == [], f"invariants broken (rule, subject, expected, found): {broken}"
         assert conn.execute("SELECT count(*) FROM capacity.reconcile()").fetchone()[0] == 0
         # The event log tells the same story: claims minus endings equals usage.
         by_events, usage = conn.execute("""
@@ -164,10 +135,10 @@ QUERIES = {
         SELECT tablename, indexname, indexdef FROM pg_indexes
          WHERE schemaname = 'capacity' ORDER BY 1, 2""",
     "functions": """
-        SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid), p.proacl::text
+        SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid), COALESCE(p.proacl, acldefault('f', p.proowner))::text
           FROM pg_proc p WHERE p.pronamespace = 'capacity'::regnamespace ORDER BY 1""",
     "views": """
-        SELECT c.relname, pg_get_viewdef(c.oid, true), c.relacl::text
+        SELECT c.relname, pg_get_viewdef(c.oid, true), COALESCE(c.relacl, acldefault('r', c.relowner))::text
           FROM pg_class c WHERE c.relnamespace = 'capacity'::regnamespace AND c.relkind IN ('v', 'm')
          ORDER BY 1""",
     "types": """
@@ -179,11 +150,19 @@ QUERIES = {
          WHERE t.typnamespace = 'capacity'::regnamespace AND t.typtype IN ('c', 'e')
            AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
          ORDER BY 1""",
+    "relations": """
+        SELECT c.relname, c.relkind::text, c.relpersistence::text, c.reloptions::text
+          FROM pg_class c WHERE c.relnamespace = 'capacity'::regnamespace ORDER BY 1""",
+    "triggers": """
+        SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid)
+          FROM pg_trigger WHERE NOT tgisinternal
+           AND tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'capacity'::regnamespace)
+         ORDER BY 1, 2""",
     "comments": """
         SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c
          WHERE c.relnamespace = 'capacity'::regnamespace ORDER BY 1""",
     "table_acl": """
-        SELECT c.relname, c.relacl::text FROM pg_class c
+        SELECT c.relname, COALESCE(c.relacl, acldefault('r', c.relowner))::text FROM pg_class c
          WHERE c.relnamespace = 'capacity'::regnamespace AND c.relkind = 'r' ORDER BY 1""",
     "migrations": "SELECT name, kind, checksum, package_version FROM capacity.migrations ORDER BY name",
 }

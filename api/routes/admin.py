@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+import msgspec
 from litestar import Controller, post, put
 from litestar.datastructures import State
 from litestar.params import JSONBody
@@ -79,7 +80,10 @@ class AdminController(Controller):
     ) -> ExpiryResult:
         """One batch of capacity.expire_idle_claims(); call again while `more_pending`."""
         data = data or ExpireRequest()
-        return await service(state).expire_idle(data.idle_seconds, data.batch_size)
+        idle, batch = (
+            None if v is msgspec.UNSET else v for v in (data.idle_seconds, data.batch_size)
+        )
+        return await service(state).expire_idle(idle, batch)
 
     @post(
         "/dashboard/refresh",

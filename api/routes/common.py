@@ -9,7 +9,8 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, PathParameter
 
-from pgcapacity.schemas import CODE_PATTERN, ErrorResponse
+from pgcapacity import rules
+from pgcapacity.schemas import ErrorResponse
 from pgcapacity.service import Capacity
 
 # Ids stay below 2**53 (exact in JSON numbers and in float-based validators).
@@ -21,9 +22,9 @@ ClaimToken = Annotated[
 CodePath = Annotated[
     str,
     PathParameter(
-        pattern=CODE_PATTERN,
-        max_length=200,
-        description="the code: 1-64 of A-Z 0-9 _ - (trimmed, case-insensitive)",
+        pattern=rules.CODE_PATTERN,
+        max_length=rules.CODE_INPUT_MAX_LENGTH,
+        description=f"the code: {rules.CODE_RULE}",
     ),
 ]
 BEARER = [{"BearerToken": []}]

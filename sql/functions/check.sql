@@ -60,3 +60,13 @@ BEGIN
          ORDER BY u.ord;
 END
 $$;
+
+-- The public status row of a code (found = true).
+CREATE OR REPLACE FUNCTION capacity._status(c capacity.codes)
+RETURNS capacity.code_status
+LANGUAGE sql STABLE
+AS $$
+    SELECT ROW(c.code, true, c.pool, c.is_active, c.expires_at, c.usage_count, c.max_uses,
+               c.max_uses - c.usage_count, capacity._blocker(c) IS NULL,
+               capacity._blocker(c))::capacity.code_status
+$$;

@@ -97,3 +97,299 @@ BEGIN
     RETURN capacity._finish_claim(c, cl);
 END
 $$;
+
+-- What only claim() runs, below: its result row, its refusals, the lock modes of a plain
+-- code, the end of every new claim, and the slotted half (docs/architecture.md).
+
+-- claim()'s result row for a claim on a code (c: the code with its whole usage).
+CREATE OR REPLACE FUNCTION capacity._claim_result(c capacity.codes, cl capacity.claims, p_already_held boolean)
+RETURNS capacity.claim_result
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
+               c.max_uses - c.usage_count, p_already_held, cl.claimed_at)::capacity.claim_result
+$$;
+
+-- Raises the error a claim on this code gets now, if any.
+CREATE OR REPLACE FUNCTION capacity._raise_if_blocked(c capacity.codes)
+RETURNS void
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_blocker text := capacity._blocker(c);
+    v_detail  text;
+BEGIN
+    IF v_blocker IS NULL THEN
+        RETURN;  -- the common case: no error detail to build
+    END IF;
+    v_detail := pg_catalog.jsonb_build_object(
+        'code', c.code, 'usage_count', c.usage_count, 'max_uses', c.max_uses,
+        'is_active', c.is_active, 'expires_at', c.expires_at)::text;
+    CASE v_blocker
+    WHEN 'CODE_INACTIVE' THEN
+        RAISE EXCEPTION 'CODE_INACTIVE: code % is not active', c.code
+            USING ERRCODE = 'CP003', DETAIL = v_detail;
+    WHEN 'CODE_EXPIRED' THEN
+        RAISE EXCEPTION 'CODE_EXPIRED: code % expired at %', c.code, c.expires_at
+            USING ERRCODE = 'CP004', DETAIL = v_detail;
+    WHEN 'CODE_FULL' THEN
+        RAISE EXCEPTION 'CODE_FULL: code % has %/% uses', c.code, c.usage_count, c.max_uses
+            USING ERRCODE = 'CP005', DETAIL = v_detail,
+                  HINT = 'Retry after a claim is released or expired.';
+    ELSE
+        NULL;
+    END CASE;
+END
+$$;
+
+-- Raises HOLDER_LIMIT_EXCEEDED for a holder in a pool.
+CREATE OR REPLACE FUNCTION capacity._raise_holder_limit(p_pool text, p_holder text, p_limit integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    RAISE EXCEPTION 'HOLDER_LIMIT_EXCEEDED: holder % already holds %/% claims in pool %',
+                    capacity._quote_input(p_holder), p_limit, p_limit, p_pool
+        USING ERRCODE = 'CP006',
+              DETAIL = pg_catalog.jsonb_build_object('pool', p_pool, 'holder', p_holder, 'max_claims', p_limit)::text,
+              HINT = 'Release one of the holder''s claims first.';
+END
+$$;
+
+-- Locks one code row according to the lock mode and returns its current version.
+-- Every mode ends holding the row lock, so correctness never depends on the mode;
+-- the mode only decides how contenders queue (row lock, bounded NOWAIT retries, or
+-- a transaction-scoped advisory lock on the code).
+CREATE OR REPLACE FUNCTION capacity._lock_code(p_code_id bigint, p_mode text)
+RETURNS capacity.codes
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    c          capacity.codes;
+    v_attempts integer;
+BEGIN
+    IF p_mode = 'advisory' THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(capacity._lock_namespace(), (p_code_id % 2147483647)::integer);
+    END IF;
+    IF p_mode <> 'nowait' THEN
+        SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = p_code_id FOR NO KEY UPDATE;
+        RETURN c;
+    END IF;
+    v_attempts := capacity._nowait_attempts();
+    FOR attempt IN 1..GREATEST(v_attempts, 1) LOOP
+        BEGIN
+            SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = p_code_id FOR NO KEY UPDATE NOWAIT;
+            RETURN c;
+        EXCEPTION WHEN lock_not_available THEN
+            IF attempt < v_attempts THEN
+                PERFORM capacity._nowait_backoff(attempt);
+            END IF;
+        END;
+    END LOOP;
+    SELECT * INTO c FROM capacity.codes WHERE code_id = p_code_id;
+    RAISE EXCEPTION 'LOCK_CONTENDED: code % stayed locked after % NOWAIT attempts', c.code, v_attempts
+        USING ERRCODE = 'CP008',
+              DETAIL = pg_catalog.jsonb_build_object('code', c.code, 'attempts', v_attempts)::text,
+              HINT = 'Retry later, or use lock_mode => ''advisory'' to queue instead of failing.';
+END
+$$;
+
+-- NOWAIT attempts before LOCK_CONTENDED (SET pgcapacity.nowait_attempts; default 6).
+CREATE OR REPLACE FUNCTION capacity._nowait_attempts()
+RETURNS integer
+LANGUAGE sql STABLE
+AS $$ SELECT COALESCE(NULLIF(pg_catalog.current_setting('pgcapacity.nowait_attempts', true), '')::integer, 6) $$;
+
+-- Sleeps after failed NOWAIT attempt n: exponential backoff with full jitter,
+-- U(0, base * 2^(n-1)) ms (SET pgcapacity.nowait_backoff_ms; default 2).
+CREATE OR REPLACE FUNCTION capacity._nowait_backoff(p_attempt integer)
+RETURNS void
+LANGUAGE sql VOLATILE
+AS $$
+    SELECT pg_catalog.pg_sleep(pg_catalog.random()
+        * COALESCE(NULLIF(pg_catalog.current_setting('pgcapacity.nowait_backoff_ms', true), '')::double precision, 2)
+        * (2 ^ (p_attempt - 1)) / 1000.0)
+$$;
+
+-- The end of every successful new claim: counts it for its holder if the holder has a
+-- limit (the conditional update is the limit check, under the holder row's lock, the
+-- last lock a claim takes), logs and announces it, and returns claim()'s result.
+-- c: the code with its whole usage. Plain statements, not helper calls: this runs on
+-- every claim (PERFORM of a PL/pgSQL function costs a query of its own).
+CREATE OR REPLACE FUNCTION capacity._finish_claim(c capacity.codes, cl capacity.claims)
+RETURNS capacity.claim_result
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    v_limit integer;
+BEGIN
+    -- Shared with every claim and release of this holder, exclusive in set_holder_limit:
+    -- the look below sees a counter row created meanwhile, and a counter created after
+    -- this commits counts this claim.
+    PERFORM capacity._lock_holder_shared(cl.pool, cl.holder);
+    SELECT k.max_claims INTO v_limit FROM capacity.holders AS k
+     WHERE k.pool = cl.pool AND k.holder = cl.holder;
+    IF FOUND THEN
+        UPDATE capacity.holders AS k SET active_claims = k.active_claims + 1
+         WHERE k.pool = cl.pool AND k.holder = cl.holder AND k.active_claims < k.max_claims;
+        IF NOT FOUND THEN
+            PERFORM capacity._raise_holder_limit(cl.pool, cl.holder, v_limit);
+        END IF;
+    END IF;
+    INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
+    VALUES ('claimed', c.code_id, c.code, c.pool, cl.holder, cl.claim_id, c.usage_count);
+    INSERT INTO capacity.pending_changes (codes, pool, claims) VALUES (ARRAY[c.code], c.pool, 1);
+    RETURN capacity._claim_result(c, cl, false);
+END
+$$;
+
+-- Takes one unit from a slot of a slotted code and returns the slot row's id; NULL when
+-- every slot is full; -1 when the code is no longer slotted (the caller falls back to the
+-- plain path).
+--
+-- First, without ever waiting: the unlocked slot with room nearest a random start
+-- (FOR UPDATE SKIP LOCKED). That runs in a subtransaction because a row SKIP LOCKED
+-- locks and then rejects on the re-check (it filled up meanwhile) stays locked: waiting
+-- on another slot while holding it could deadlock, so a failed attempt is rolled back.
+-- Then, only if every slot with room is locked right now: wait for one of them (nowait:
+-- retry with backoff, then LOCK_CONTENDED). A claim therefore reports CODE_FULL only
+-- when the committed state of every slot is full, never because free slots were busy.
+-- (SQLSTATE CP099 only rolls a subtransaction back here: it is caught, never seen by callers.)
+CREATE OR REPLACE FUNCTION capacity._take_slot(c capacity.codes, p_mode text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    v_slot_id  bigint;
+    v_free     bigint;
+    v_slots    integer;
+    v_waits    integer := 0;
+    v_start    integer := pg_catalog.floor(pg_catalog.random() * c.slots)::integer;
+BEGIN
+    BEGIN
+        -- From a random slot up, then wrapping around: an index range scan that stops
+        -- at the first unlocked slot with room (ordering all slots costs a sort).
+        UPDATE capacity.code_slots AS s SET used = s.used + 1
+         WHERE s.slot_id = (SELECT k.slot_id FROM capacity.code_slots AS k
+                             WHERE k.code_id = c.code_id AND k.slot >= v_start AND k.used < k.cap
+                             ORDER BY k.slot LIMIT 1
+                               FOR NO KEY UPDATE SKIP LOCKED)
+        RETURNING s.slot_id INTO v_slot_id;
+        IF v_slot_id IS NULL AND v_start > 0 THEN
+            UPDATE capacity.code_slots AS s SET used = s.used + 1
+             WHERE s.slot_id = (SELECT k.slot_id FROM capacity.code_slots AS k
+                                 WHERE k.code_id = c.code_id AND k.slot < v_start AND k.used < k.cap
+                                 ORDER BY k.slot LIMIT 1
+                                   FOR NO KEY UPDATE SKIP LOCKED)
+            RETURNING s.slot_id INTO v_slot_id;
+        END IF;
+        IF v_slot_id IS NOT NULL THEN
+            RETURN v_slot_id;
+        END IF;
+        RAISE EXCEPTION 'no free unlocked slot' USING ERRCODE = 'CP099';
+    EXCEPTION WHEN SQLSTATE 'CP099' THEN
+        NULL;  -- rolled back: no stray row locks are kept
+    END;
+
+    LOOP
+        -- The committed state now (a new snapshot): full, gone plain, or which slot to wait for.
+        SELECT k.slots INTO v_slots FROM capacity.codes AS k WHERE k.code_id = c.code_id;
+        IF v_slots = 0 THEN
+            RETURN -1;
+        END IF;
+        SELECT sum(k.cap - k.used),
+               (array_agg(k.slot_id ORDER BY pg_catalog.random()) FILTER (WHERE k.used < k.cap))[1]
+          INTO v_free, v_slot_id
+          FROM capacity.code_slots AS k WHERE k.code_id = c.code_id;
+        IF COALESCE(v_free, 0) = 0 THEN
+            RETURN NULL;
+        END IF;
+        BEGIN
+            IF p_mode = 'nowait' THEN
+                PERFORM 1 FROM capacity.code_slots AS k WHERE k.slot_id = v_slot_id FOR NO KEY UPDATE NOWAIT;
+            ELSE
+                PERFORM 1 FROM capacity.code_slots AS k WHERE k.slot_id = v_slot_id FOR NO KEY UPDATE;
+            END IF;
+            UPDATE capacity.code_slots AS s SET used = s.used + 1
+             WHERE s.slot_id = v_slot_id AND s.used < s.cap
+            RETURNING s.slot_id INTO v_slot_id;
+            IF v_slot_id IS NOT NULL THEN
+                RETURN v_slot_id;
+            END IF;
+            RAISE EXCEPTION 'the slot filled up while we waited' USING ERRCODE = 'CP099';
+        EXCEPTION
+            WHEN SQLSTATE 'CP099' THEN
+                NULL;  -- someone else took the unit: look again
+            WHEN lock_not_available THEN
+                v_waits := v_waits + 1;
+                IF v_waits >= GREATEST(capacity._nowait_attempts(), 1) THEN
+                    RAISE EXCEPTION 'LOCK_CONTENDED: every slot of code % with room stayed locked after % NOWAIT attempts',
+                                    c.code, v_waits
+                        USING ERRCODE = 'CP008',
+                              DETAIL = pg_catalog.jsonb_build_object('code', c.code, 'attempts', v_waits)::text,
+                              HINT = 'Retry later, or use lock_mode => ''wait'' to queue instead of failing.';
+                END IF;
+                PERFORM capacity._nowait_backoff(v_waits);
+        END;
+    END LOOP;
+END
+$$;
+
+-- Claims one unit of a slotted code (the slotted half of claim(); the caller validated
+-- the input and did the unlocked pre-checks). Returns NULL when the code turned plain
+-- meanwhile: the caller then takes the plain path.
+CREATE OR REPLACE FUNCTION capacity._claim_from_slot(c capacity.codes, p_holder text, p_mode text)
+RETURNS capacity.claim_result
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    v_slot_id bigint;
+    cl        capacity.claims;
+BEGIN
+    FOR attempt IN 1..3 LOOP
+        v_slot_id := capacity._take_slot(c, p_mode);
+        IF v_slot_id = -1 THEN
+            RETURN NULL;
+        END IF;
+        -- A fresh look now that we hold a unit (or saw every slot full): a revoke or a
+        -- deactivation that committed meanwhile wins, as it would on a plain code.
+        SELECT * INTO STRICT c FROM capacity.codes AS k WHERE k.code_id = c.code_id;
+        IF v_slot_id IS NOT NULL THEN
+            IF capacity._blocker(c) IN ('CODE_INACTIVE', 'CODE_EXPIRED') THEN
+                PERFORM capacity._raise_if_blocked(c);
+            END IF;
+            EXIT;
+        END IF;
+        c := capacity._with_total_usage(c);
+        PERFORM capacity._raise_if_blocked(c);  -- full (or inactive, expired) now
+        -- A unit was freed between the look at the slots and this one: try again.
+    END LOOP;
+    IF v_slot_id IS NULL THEN
+        RAISE EXCEPTION 'CODE_FULL: code % has no free unit (units freed meanwhile were taken)', c.code
+            USING ERRCODE = 'CP005',
+                  DETAIL = pg_catalog.jsonb_build_object('code', c.code, 'usage_count', c.usage_count,
+                                                         'max_uses', c.max_uses)::text,
+                  HINT = 'Retry after a claim is released or expired.';
+    END IF;
+
+    LOOP
+        INSERT INTO capacity.claims AS k (code_id, pool, holder, slot_id)
+        VALUES (c.code_id, c.pool, p_holder, v_slot_id)
+        ON CONFLICT (code_id, holder) WHERE released_at IS NULL DO NOTHING
+        RETURNING * INTO cl;
+        EXIT WHEN FOUND;
+        -- The same holder's concurrent claim committed first: that is the claim, and the
+        -- unit goes back. Its release takes its own slot, not ours, so it may have ended
+        -- meanwhile: then the unit is still ours and the insert is tried again.
+        SELECT * INTO cl FROM capacity.claims AS k
+         WHERE k.code_id = c.code_id AND k.holder = p_holder AND k.released_at IS NULL;
+        IF FOUND THEN
+            UPDATE capacity.code_slots AS s SET used = s.used - 1 WHERE s.slot_id = v_slot_id;
+            c := capacity._with_total_usage(c);
+            RETURN capacity._claim_result(c, cl, true);
+        END IF;
+    END LOOP;
+    c := capacity._with_total_usage(c);  -- one snapshot, our own unit included
+    RETURN capacity._finish_claim(c, cl);
+END
+$$;

@@ -7,7 +7,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_ids     bigint[];
     c         capacity.codes;
     v_holders integer;
 BEGIN
@@ -19,15 +18,12 @@ BEGIN
         -- Freeze the counters of every code in the documented order before recounting.
         PERFORM 1 FROM capacity.codes AS k ORDER BY k.code_id FOR NO KEY UPDATE;
     END IF;
+    -- The audit's rule for code counters (capacity._invariant_violations, _audit.sql).
     RETURN QUERY
-        SELECT k.code, k.usage, COALESCE(a.n, 0), k.usage - COALESCE(a.n, 0)
-          FROM (SELECT c2.code_id, c2.code,
-                       capacity._total_usage(c2) AS usage
-                  FROM capacity.codes AS c2) AS k
-          LEFT JOIN (SELECT cl.code_id, count(*)::integer AS n FROM capacity.claims AS cl
-                      WHERE cl.released_at IS NULL GROUP BY cl.code_id) AS a USING (code_id)
-         WHERE k.usage IS DISTINCT FROM COALESCE(a.n, 0)
-         ORDER BY k.code;
+        SELECT v.subject, v.found::integer, v.expected::integer, (v.found - v.expected)::integer
+          FROM capacity._invariant_violations() AS v
+         WHERE v.rule = 'usage_equals_active_claims'
+         ORDER BY v.subject;
     IF NOT fix THEN
         RETURN;
     END IF;

@@ -39,10 +39,9 @@ BEGIN
         END IF;
         r.max_uses := (e ->> 'max_uses')::integer;
         r.has_pool := e ? 'pool';
-        r.pool := CASE WHEN jsonb_typeof(e -> 'pool') = 'string' THEN capacity._require_pool(e ->> 'pool') END;
-        IF r.has_pool AND r.pool IS NULL THEN
-            PERFORM capacity._require_pool(NULL);
-        END IF;
+        -- Present, the pool must be a valid string (null and other types are refused).
+        r.pool := CASE WHEN r.has_pool THEN capacity._require_pool(
+                      CASE WHEN jsonb_typeof(e -> 'pool') = 'string' THEN e ->> 'pool' END) END;
         r.has_active := e ? 'is_active';
         IF r.has_active AND jsonb_typeof(e -> 'is_active') IS DISTINCT FROM 'boolean' THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.is_active must be true or false', v_field

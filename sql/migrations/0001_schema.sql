@@ -1,6 +1,6 @@
 -- 0001: the capacity schema: codes, holders, claims, events.
 --
--- Lock order, used by every function (SPEC §3, guarantee 3):
+-- Lock order, used by every function (docs/architecture.md, "Lock order"):
 --   1. code rows (by code_id when several), 2. claim rows, 3. holder rows (by pool, holder).
 -- Functions that touch several codes or holders lock them in that sorted order.
 

@@ -102,8 +102,8 @@ def test_the_audit_sees_drift_and_overuse(bench_db):
     problems = workloads.audit(bench_db, workloads.WORKLOADS["spread"], _measurement(0, 0))
     assert problems == [
         "usage 1001 != claims-releases 0",
-        "1 codes above capacity",
-        "reconcile: 1 codes drift",
+        "usage_equals_active_claims: broken for 1",
+        "usage_within_capacity: broken for 1",
     ]
 
 

@@ -43,7 +43,7 @@ def test_error_names_and_codes_are_unique(conn):
 
 def test_cp_codes_outside_the_catalog_never_escape(conn):
     """The only unlisted CP code is CP099, which rolls back a subtransaction in the same
-    function and is caught there (sql/functions/_slots.sql)."""
+    function and is caught there (sql/functions/claim.sql)."""
     listed = {r[0] for r in conn.execute("SELECT sqlstate FROM capacity.error_codes()")}
     for name, text in sql_sources().items():
         for code in set(re.findall(r"ERRCODE = '(CP\d{3})'", text)) - listed:

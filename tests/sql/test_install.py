@@ -80,6 +80,38 @@ def test_edited_migration_is_refused_and_nothing_changes(new_database, tmp_path)
         assert conn.execute("SELECT capacity.version()").fetchone()[0] == __version__
 
 
+def test_a_comment_only_edit_of_an_applied_migration_is_recorded_not_refused(
+    new_database, tmp_path
+):
+    """A database installed while 0001's comment read otherwise (an earlier checksum the
+    installer lists) upgrades: the new checksum is recorded and nothing runs again. A
+    function file no longer shipped is forgotten. Any other edit is still refused."""
+    db = new_database(empty=True)
+    root = tmp_path / "sql"
+    shutil.copytree(installer.sql_dir(), root)
+    migration = root / "migrations" / "0001_schema.sql"
+    current = migration.read_text()
+    earlier = current.replace(
+        '(docs/architecture.md, "Lock order")', "(SPEC \N{SECTION SIGN}3, guarantee 3)"
+    )
+    assert earlier != current
+    migration.write_text(earlier)
+    assert (
+        installer.Step("migrations/0001_schema.sql", "migration", earlier).checksum
+        in (installer.EARLIER_CHECKSUMS["migrations/0001_schema.sql"])
+    )
+    (root / "functions" / "_retired.sql").write_text("SELECT 1;")
+    installer.migrate(db, root)
+    upgraded = [r for r in installer.migrate(db) if r[1] != "unchanged"]
+    assert ("migrations/0001_schema.sql", "reworded") in upgraded
+    assert not [r for r in upgraded if r[0].startswith("migrations/") and r[1] != "reworded"]
+    assert installer.status(db).up_to_date
+    with psycopg.connect(db) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM capacity.migrations")]
+    assert "functions/_retired.sql" not in names
+    assert all(outcome == "unchanged" for _, outcome in installer.migrate(db))
+
+
 def test_database_newer_than_package_is_refused(new_database):
     db = new_database(empty=True)
     installer.migrate(db)

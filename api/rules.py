@@ -1,0 +1,41 @@
+"""The rules of pgcapacity's input, stated once for the Python side.
+
+The database enforces every one of them itself (sql/functions/_validation.sql, the CHECKs
+of the schema, the functions' own argument checks); the HTTP layer states them again only
+so that it can refuse bad input before a round trip and publish it in the OpenAPI
+document. tests/sql/test_rules.py probes the SQL with each rule and fails when the two
+disagree. Defaults are not restated here: where a caller leaves an argument out, the SQL
+function's own default applies.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# A code: 1-64 characters of A-Z 0-9 _ - after trimming and upper-casing (both done by the
+# database), so the pattern admits lower case and surrounding whitespace.
+CODE_MAX_LENGTH: Final = 64
+CODE_PATTERN: Final = rf"^[ \t\r\n]*[A-Za-z0-9_-]{{1,{CODE_MAX_LENGTH}}}[ \t\r\n]*$"
+CODE_INPUT_MAX_LENGTH: Final = 200  # with the whitespace the database trims
+CODE_RULE: Final = f"1-{CODE_MAX_LENGTH} of A-Z 0-9 _ - (trimmed, case-insensitive)"
+
+# A holder: 1-256 characters, not only whitespace, no control characters.
+HOLDER_MAX_LENGTH: Final = 256
+HOLDER_PATTERN: Final = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+HOLDER_RULE: Final = f"1-{HOLDER_MAX_LENGTH} characters, not only spaces, no control characters"
+
+# A pool: 1-64 letters, digits, _ . - (case-sensitive).
+POOL_PATTERN: Final = r"^[A-Za-z0-9_.-]{1,64}$"
+POOL_RULE: Final = "1-64 of A-Z a-z 0-9 _ . -"
+
+# capacity.claim()'s lock_mode argument.
+LOCK_MODES: Final = ("wait", "nowait", "advisory")
+
+MAX_INTEGER: Final = 2_147_483_647  # max_uses, max_claims: a PostgreSQL integer
+MAX_SLOTS: Final = 256  # codes.slots and tune_slots(slots)
+MAX_EXPIRY_BATCH: Final = 100_000  # expire_idle_claims(batch_size)
+
+# Limits of the HTTP API only (the SQL functions take any size).
+MAX_USAGE_BATCH: Final = 1000  # codes per POST /v1/usage
+MAX_UPSERT_BATCH: Final = 10_000  # codes per POST /v1/admin/codes
+MAX_IDLE_SECONDS: Final = 10 * 365 * 86400  # POST /v1/admin/expire idle_seconds
