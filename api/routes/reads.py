@@ -6,6 +6,7 @@ from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
+from pgcapacity import rules
 from pgcapacity.routes.common import errors, service
 from pgcapacity.schemas import Dashboard, Usage, UsageRequest
 
@@ -19,7 +20,7 @@ class UsageController(Controller):
         operation_id="batchUsage",
         status_code=200,
         responses=errors(400, 413, 503),
-        summary="Status of up to 1000 codes",
+        summary=f"Status of up to {rules.MAX_USAGE_BATCH} codes",
     )
     async def usage(self, state: State, data: JSONBody[UsageRequest]) -> Usage:
         """One row per requested code, in request order; unknown codes have `found: false`.

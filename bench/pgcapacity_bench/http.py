@@ -115,12 +115,9 @@ def api_server(
     pool_max: int,
     workers: int = 1,
     env: dict | None = None,
-    checkout: str | None = None,
 ):
     """`pgcapacity serve` in its own process on a free port, with `workers` worker processes
-    of `pool_max` connections each and writes open to TOKEN; yields its base URL.
-    `checkout`: a directory holding another version of the code to serve (bench scripts
-    comparing two commits); by default this one."""
+    of `pool_max` connections each and writes open to TOKEN; yields its base URL."""
     port = pgserver.free_port()
     env = (
         os.environ
@@ -142,7 +139,6 @@ def api_server(
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=checkout,
         )
         try:
             yield _wait_ready(f"http://127.0.0.1:{port}", proc, log)

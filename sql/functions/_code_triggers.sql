@@ -31,7 +31,7 @@ $$;
 
 -- Change feed: appends one mark with the codes a statement inserted or deleted ({*} for
 -- TRUNCATE), published later by capacity.publish_changes() (docs/architecture.md,
--- "Change feed").
+-- "Cache and change feed").
 CREATE OR REPLACE FUNCTION capacity._codes_changed()
 RETURNS trigger
 LANGUAGE plpgsql
