@@ -1,4 +1,5 @@
-"""Background work of a running API: hearing other instances' writes, refreshing the dashboard.
+"""Background work of a running API: hearing other instances' writes, refreshing the dashboard
+(docs/architecture.md, "Cache and change feed" and "Dashboard").
 
 * The listener holds one dedicated session (LISTEN cannot live in a pooled connection) on
   channel ``pgcapacity_changes``; the codes trigger sends the changed codes there. After a

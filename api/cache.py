@@ -1,4 +1,5 @@
-"""In-process read cache: TTL + LRU with a size bound, invalidated by code.
+"""In-process read cache: TTL + LRU with a size bound, invalidated by code
+(docs/architecture.md, "Cache and change feed").
 
 Entries remember which codes they describe (a status: one code; a batch: up to 1000), so a
 write to code X drops exactly the entries that mention X. A read that raced with a write

@@ -1,4 +1,4 @@
-"""The one place where failures become HTTP answers.
+"""The one place where failures become HTTP answers (docs/contract.md, "Errors").
 
 Names, SQLSTATEs and statuses come from ``capacity.error_codes()`` (loaded once at start-up),
 so the SQL, the HTTP API and the docs cannot disagree. Every answer has the shape

@@ -1,4 +1,5 @@
-"""Several worker processes on one port, each with a listening socket of its own.
+"""Several worker processes on one port, each with a listening socket of its own
+(docs/architecture.md, "Worker processes").
 
 uvicorn's workers share one listening socket that the parent binds, and whichever worker
 wakes first accepts a burst of new connections: under wrk, 29 of 32 connections (and in
