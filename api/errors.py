@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 
 import psycopg
@@ -16,6 +17,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import Receive, Scope, Send
 from psycopg_pool import PoolTimeout
+
+from pgcapacity import rules
 
 log = logging.getLogger("pgcapacity.api")
 
@@ -108,14 +111,45 @@ def from_database(err: psycopg.Error, catalog: ErrorCatalog) -> ApiError:
     return ApiError(kind.name, message, _db_details(err))
 
 
-def from_http(exc: HTTPException) -> ApiError:
+# What a field must be, in words, where the validator would show its regular expression.
+FIELD_RULES = {"code": rules.CODE_RULE, "holder": rules.HOLDER_RULE, "pool": rules.POOL_RULE}
+_REGEX = re.compile(r"Expected `str` matching regex '(?:[^'\\]|\\.)*'")
+_AT = re.compile(r" - at `(\$[^`]*)`$")  # msgspec's path of the value, e.g. $.codes[1]
+
+
+def _readable(problem: dict) -> dict:
+    """A validation problem as a person reads it: a missing body said so, a format broken
+    said in words rather than as the validator's regular expression."""
+    message, key = str(problem.get("message", "")), problem.get("key")
+    if problem.get("source") == "body" and message == f"'{key}'":
+        return problem | {"message": "the request needs a JSON body"}
+    if _REGEX.search(message):
+        at = _AT.search(message)
+        where = at.group(1).removeprefix("$.") if at else str(key or "the value")
+        names = re.findall(r"[A-Za-z_]+", where)
+        field = "code" if names[-1:] == ["codes"] else (names[-1] if names else "")
+        rule = FIELD_RULES.get(field)
+        text = f"must be {rule}" if rule else "is not in the expected format"
+        return problem | {"message": f"{where} {text}"}
+    return problem
+
+
+def from_http(exc: HTTPException, max_body_bytes: int | None = None) -> ApiError:
     name = HTTP_STATUS_NAMES.get(exc.status_code, "INTERNAL_ERROR")
     details: dict = {}
-    if isinstance(exc, ValidationException) and exc.extra:
-        details["problems"] = exc.extra
     message = exc.detail
+    if isinstance(exc, ValidationException) and exc.extra:
+        problems = [_readable(p) if isinstance(p, dict) else p for p in exc.extra]
+        details["problems"] = problems
+        first = problems[0]
+        if isinstance(first, dict) and first.get("message"):
+            message = f"invalid request: {first['message']}"
     if exc.status_code == 413:
-        message = "request body too large"
+        message = f"the request body is larger than {max_body_bytes} bytes"
+        details = {
+            "max_body_bytes": max_body_bytes,
+            "hint": "Send a smaller body (split a batch), or raise PGCAPACITY_MAX_BODY_BYTES.",
+        }
     return ApiError(name, message, details)
 
 
@@ -150,7 +184,7 @@ def handle_exception(request: Request, exc: Exception) -> Response:
     elif isinstance(exc, psycopg.Error):
         error = from_database(exc, catalog)
     elif isinstance(exc, HTTPException):
-        error = from_http(exc)
+        error = from_http(exc, request.app.state.settings.max_body_bytes)
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         error = ApiError("INTERNAL_ERROR", "unexpected error; nothing was changed")

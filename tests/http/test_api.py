@@ -335,3 +335,34 @@ async def test_claim_and_release_in_the_spellings_litestar_accepts(fresh):
         ) in text
         assert 'pgcapacity_operations_total{operation="releaseClaim",outcome="ok"} 1.0' in text
     audit(fresh)
+
+
+async def test_validation_errors_say_what_is_wrong_in_words(fresh):
+    async with api_client(settings_for(fresh, max_body_bytes=2048)) as c:
+        no_body = assert_error(
+            await c.post("/v1/codes/CLASS-7A/claims", headers=CLIENT_AUTH),
+            "VALIDATION_ERROR",
+            400,
+        )
+        assert no_body["message"] == "invalid request: the request needs a JSON body"
+        spaced = assert_error(
+            await c.post("/v1/codes/a%20b/claims", json={"holder": "x"}, headers=CLIENT_AUTH),
+            "VALIDATION_ERROR",
+            400,
+        )
+        assert spaced["message"] == (
+            "invalid request: code must be 1-64 of A-Z 0-9 _ - (trimmed, case-insensitive)"
+        )
+        listed = assert_error(
+            await c.post("/v1/usage", json={"codes": ["OK", "bad code"]}), "VALIDATION_ERROR", 400
+        )
+        assert listed["message"] == (
+            "invalid request: codes[1] must be 1-64 of A-Z 0-9 _ - (trimmed, case-insensitive)"
+        )
+        assert "regex" not in str(listed) and "regex" not in str(spaced)
+        big = assert_error(
+            await c.post("/v1/usage", json={"codes": ["A"] * 1000}), "PAYLOAD_TOO_LARGE", 413
+        )
+        assert big["message"] == "the request body is larger than 2048 bytes"
+        assert big["details"]["max_body_bytes"] == 2048
+        assert "PGCAPACITY_MAX_BODY_BYTES" in big["details"]["hint"]
