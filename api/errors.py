@@ -134,7 +134,7 @@ def _readable(problem: dict) -> dict:
     return problem
 
 
-def from_http(exc: HTTPException, max_body_bytes: int | None = None) -> ApiError:
+def from_http(exc: HTTPException, max_body_bytes: int) -> ApiError:
     name = HTTP_STATUS_NAMES.get(exc.status_code, "INTERNAL_ERROR")
     details: dict = {}
     message = exc.detail

@@ -80,6 +80,11 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _text_array(items) -> str:
+    """A text[] literal of step names or checksums (none holds a comma or a brace)."""
+    return _literal("{" + ",".join(items) + "}")
+
+
 BOOTSTRAP = """\
 CREATE SCHEMA IF NOT EXISTS capacity;
 COMMENT ON SCHEMA capacity IS 'pgcapacity: capacity limits enforced inside PostgreSQL';
@@ -167,7 +172,7 @@ def bundle(root: Path | None = None) -> str:
         "SET LOCAL search_path = pg_catalog, pg_temp;",
         f"SELECT pg_advisory_xact_lock({INSTALL_LOCK[0]}, {INSTALL_LOCK[1]});",
         BOOTSTRAP.replace("__VERSION__", _literal(__version__)),
-        REFUSE_NEWER.replace("__KNOWN__", _literal("{" + ",".join(known) + "}")).replace(
+        REFUSE_NEWER.replace("__KNOWN__", _text_array(known)).replace(
             "__VERSION_RAW__", __version__
         ),
     ]
@@ -176,12 +181,12 @@ def bundle(root: Path | None = None) -> str:
         parts.append(
             f"SELECT * FROM pg_temp.pgcapacity_apply({_literal(step.name)}, {_literal(step.kind)}, "
             f"{_literal(step.checksum)}, {_dollar_quote(step.sql)}"
-            + (f", {_literal('{' + ','.join(earlier) + '}')}" if earlier else "")
+            + (f", {_text_array(earlier)}" if earlier else "")
             + ");"
         )
     files = [s.name for s in all_steps if s.kind != "migration"]
     parts += [
-        FINISH.replace("__FILES__", _literal("{" + ",".join(files) + "}")),
+        FINISH.replace("__FILES__", _text_array(files)),
         "DROP FUNCTION pg_temp.pgcapacity_apply(text, text, text, text, text[]);",
         "COMMIT;",
         "",
