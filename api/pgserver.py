@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 SERVER_SETTINGS = {
     "max_connections": "300",
@@ -249,12 +249,3 @@ def wait_ready(conninfo: str, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-
-
-def server_major(conninfo: str) -> int:
-    with psycopg.connect(conninfo) as conn:
-        return conn.info.server_version // 10000
-
-
-def database_name(conninfo: str) -> str:
-    return conninfo_to_dict(conninfo).get("dbname") or "postgres"

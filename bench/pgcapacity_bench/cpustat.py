@@ -9,7 +9,7 @@ from pathlib import Path
 
 # The aggregate "cpu" line: user nice system idle iowait irq softirq steal [guest ...];
 # guest time is counted in user already.
-_IDLE, _IOWAIT, _STEAL = 3, 4, 7
+_STEAL = 7
 
 
 def parse(stat: str) -> tuple[int, ...]:
@@ -30,18 +30,8 @@ def sample() -> tuple[int, ...] | None:
 
 def steal_share(before: tuple[int, ...] | None, after: tuple[int, ...] | None) -> float | None:
     """The share of the machine's CPU time between two samples that the hypervisor took."""
-    return _share(before, after, (_STEAL,))
-
-
-def idle_share(before: tuple[int, ...] | None, after: tuple[int, ...] | None) -> float | None:
-    """The share of the machine's CPU time between two samples that nothing used (idle,
-    or idle waiting for I/O)."""
-    return _share(before, after, (_IDLE, _IOWAIT))
-
-
-def _share(before, after, fields: tuple[int, ...]) -> float | None:
     if before is None or after is None:
         return None
     spent = [b - a for a, b in zip(before, after, strict=True)]
     total = sum(spent)
-    return round(sum(spent[f] for f in fields) / total, 3) if total > 0 else None
+    return round(spent[_STEAL] / total, 3) if total > 0 else None
