@@ -2,7 +2,9 @@
 
 Names, SQLSTATEs and statuses come from ``capacity.error_codes()`` (loaded once at start-up),
 so the SQL, the HTTP API and the docs cannot disagree. Every answer has the shape
-``{"error": {"code", "message", "sqlstate", "details"}}``; nothing escapes as a bare 500.
+``{"error": {"code", "message", "sqlstate", "details"}}``, and ``details.hint`` always says
+what to do (the database's HINT, else the catalog's hint for the name); nothing escapes as
+a bare 500.
 """
 
 from __future__ import annotations
@@ -41,10 +43,13 @@ class ErrorKind:
     sqlstate: str
     http_status: int
     description: str
+    hint: str
 
 
 # Only used if the database's catalog lacks a name (an older schema): never a bare crash.
-LAST_RESORT = ErrorKind("INTERNAL_ERROR", "CP016", 500, "unexpected failure")
+LAST_RESORT = ErrorKind(
+    "INTERNAL_ERROR", "CP016", 500, "unexpected failure", "Report it with the server log."
+)
 
 
 @dataclass
@@ -57,11 +62,14 @@ class ErrorCatalog:
     @classmethod
     async def load(cls, conn: psycopg.AsyncConnection) -> ErrorCatalog:
         cur = await conn.execute(
-            "SELECT name, sqlstate, http_status, description, aliases FROM capacity.error_codes()"
+            "SELECT name, sqlstate, http_status, description, hint, aliases"
+            " FROM capacity.error_codes()"
         )
         catalog = cls()
         for row in await cur.fetchall():
-            kind = ErrorKind(row["name"], row["sqlstate"], row["http_status"], row["description"])
+            kind = ErrorKind(
+                row["name"], row["sqlstate"], row["http_status"], row["description"], row["hint"]
+            )
             catalog.by_name[kind.name] = kind
             for state in (kind.sqlstate, *row["aliases"]):
                 catalog.by_sqlstate[state] = kind
@@ -146,10 +154,7 @@ def from_http(exc: HTTPException, max_body_bytes: int) -> ApiError:
             message = f"invalid request: {first['message']}"
     if exc.status_code == 413:
         message = f"the request body is larger than {max_body_bytes} bytes"
-        details = {
-            "max_body_bytes": max_body_bytes,
-            "hint": "Send a smaller body (split a batch), or raise PGCAPACITY_MAX_BODY_BYTES.",
-        }
+        details = {"max_body_bytes": max_body_bytes}  # the catalog's hint names the setting
     return ApiError(name, message, details)
 
 
@@ -165,7 +170,7 @@ def render(error: ApiError, catalog: ErrorCatalog) -> Response:
             "code": kind.name,
             "message": error.message,
             "sqlstate": kind.sqlstate,
-            "details": error.details,
+            "details": error.details | {"hint": error.details.get("hint") or kind.hint},
         }
     }
     return Response(body, status_code=kind.http_status, headers=headers)

@@ -333,13 +333,15 @@ DECLARE
 BEGIN
     IF p_codes IS NULL OR jsonb_typeof(p_codes) <> 'array' THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: codes must be a JSON array of objects'
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes')::text,
+                  HINT = 'Pass a JSON array such as ''[{"code": "CLASS-7A", "max_uses": 400}]''.';
     END IF;
     FOR e IN SELECT value FROM jsonb_array_elements(p_codes) LOOP
         v_field := format('codes[%s]', i);
         IF jsonb_typeof(e) <> 'object' THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: % must be an object', v_field
-                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field)::text;
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field)::text,
+                      HINT = 'Each element is an object such as {"code": "CLASS-7A", "max_uses": 400}.';
         END IF;
         SELECT k INTO v_key FROM jsonb_object_keys(e) AS k
          WHERE k NOT IN ('code', 'max_uses', 'pool', 'is_active', 'expires_at', 'metadata', 'slots') LIMIT 1;
@@ -350,13 +352,15 @@ BEGIN
         END IF;
         IF jsonb_typeof(e -> 'code') IS DISTINCT FROM 'string' THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.code must be a string', v_field
-                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.code')::text;
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.code')::text,
+                      HINT = 'Give each element a "code" string: 1-64 of A-Z, 0-9, "_" and "-".';
         END IF;
         r.code := capacity._require_code(e ->> 'code', v_field || '.code');
         IF jsonb_typeof(e -> 'max_uses') IS DISTINCT FROM 'number'
            OR (e ->> 'max_uses') !~ '^[0-9]{1,10}$' OR (e ->> 'max_uses')::bigint > 2147483647 THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.max_uses must be an integer between 0 and 2147483647', v_field
-                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.max_uses')::text;
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.max_uses')::text,
+                      HINT = 'Give each element a whole "max_uses" from 0 to 2147483647.';
         END IF;
         r.max_uses := (e ->> 'max_uses')::integer;
         r.has_pool := e ? 'pool';
@@ -366,7 +370,8 @@ BEGIN
         r.has_active := e ? 'is_active';
         IF r.has_active AND jsonb_typeof(e -> 'is_active') IS DISTINCT FROM 'boolean' THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.is_active must be true or false', v_field
-                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.is_active')::text;
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.is_active')::text,
+                      HINT = 'Use true or false, or leave is_active out.';
         END IF;
         r.is_active := (e ->> 'is_active')::boolean;
         r.has_expires := e ? 'expires_at';
@@ -379,14 +384,16 @@ BEGIN
                 r.expires_at := (e ->> 'expires_at')::timestamptz;
             EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
                 RAISE EXCEPTION 'VALIDATION_ERROR: %.expires_at must be an ISO 8601 timestamp or null', v_field
-                    USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.expires_at')::text;
+                    USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.expires_at')::text,
+                          HINT = 'Use a timestamp such as "2027-01-31T23:59:59Z", or null for no expiry.';
             END;
         END IF;
         r.has_metadata := e ? 'metadata';
         r.metadata := e -> 'metadata';
         IF r.has_metadata AND jsonb_typeof(r.metadata) <> 'object' THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.metadata must be a JSON object', v_field
-                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.metadata')::text;
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.metadata')::text,
+                      HINT = 'Use a JSON object such as {"room": "B12"}, or leave metadata out.';
         END IF;
         r.has_slots := e ? 'slots';
         r.slots := NULL;
@@ -777,7 +784,8 @@ CREATE FUNCTION capacity._raise_code_not_found(v_code text) RETURNS void
     AS $$
 BEGIN
     RAISE EXCEPTION 'CODE_NOT_FOUND: code % does not exist', v_code
-        USING ERRCODE = 'CP002', DETAIL = pg_catalog.jsonb_build_object('code', v_code)::text;
+        USING ERRCODE = 'CP002', DETAIL = pg_catalog.jsonb_build_object('code', v_code)::text,
+              HINT = 'Check the spelling, or create the code (capacity.upsert_codes, POST /v1/admin/codes).';
 END
 $$;
 
@@ -819,10 +827,12 @@ BEGIN
     CASE v_blocker
     WHEN 'CODE_INACTIVE' THEN
         RAISE EXCEPTION 'CODE_INACTIVE: code % is not active', c.code
-            USING ERRCODE = 'CP003', DETAIL = v_detail;
+            USING ERRCODE = 'CP003', DETAIL = v_detail,
+                  HINT = 'Reactivate the code with upsert_codes ("is_active": true), or use another code.';
     WHEN 'CODE_EXPIRED' THEN
         RAISE EXCEPTION 'CODE_EXPIRED: code % expired at %', c.code, c.expires_at
-            USING ERRCODE = 'CP004', DETAIL = v_detail;
+            USING ERRCODE = 'CP004', DETAIL = v_detail,
+                  HINT = 'Move expires_at later (or to null) with upsert_codes, or use another code.';
     WHEN 'CODE_FULL' THEN
         RAISE EXCEPTION 'CODE_FULL: code % has %/% uses', c.code, c.usage_count, c.max_uses
             USING ERRCODE = 'CP005', DETAIL = v_detail,
@@ -1269,27 +1279,43 @@ $$;
 -- Name: error_codes(); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
-CREATE FUNCTION capacity.error_codes() RETURNS TABLE(name text, sqlstate text, http_status integer, description text, aliases text[])
+CREATE FUNCTION capacity.error_codes() RETURNS TABLE(name text, sqlstate text, http_status integer, description text, aliases text[], hint text)
     LANGUAGE sql IMMUTABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     VALUES
-        ('VALIDATION_ERROR',      'CP001', 400, 'The input is malformed: a bad code, holder, pool, number or JSON document.', '{}'::text[]),
-        ('CODE_NOT_FOUND',        'CP002', 404, 'No code with this name exists.', '{}'),
-        ('CODE_INACTIVE',         'CP003', 403, 'The code exists but is deactivated or revoked.', '{}'),
-        ('CODE_EXPIRED',          'CP004', 410, 'The code is past its expires_at.', '{}'),
-        ('CODE_FULL',             'CP005', 409, 'Every unit of the code is in use.', '{}'),
-        ('HOLDER_LIMIT_EXCEEDED', 'CP006', 409, 'The holder already holds its maximum number of claims in this pool.', '{}'),
-        ('CLAIM_NOT_FOUND',       'CP007', 404, 'No active claim matches this id (and token).', '{}'),
-        ('LOCK_CONTENDED',        'CP008', 503, 'The code stayed locked, or a lock or serialization conflict ended the call; retry.', '{55P03,40P01,40001}'),
-        ('CAPACITY_BELOW_USAGE',  'CP009', 409, 'A new limit would be below the units already in use.', '{}'),
-        ('UNAUTHORIZED',          'CP010', 401, 'HTTP: the bearer token is missing or unknown.', '{}'),
-        ('FORBIDDEN',             'CP011', 403, 'HTTP: the token may not use this endpoint, or admin endpoints are disabled.', '{}'),
-        ('NOT_FOUND',             'CP012', 404, 'HTTP: no such route.', '{}'),
-        ('METHOD_NOT_ALLOWED',    'CP013', 405, 'HTTP: the route does not accept this method.', '{}'),
-        ('PAYLOAD_TOO_LARGE',     'CP014', 413, 'HTTP: the request body is larger than PGCAPACITY_MAX_BODY_BYTES.', '{}'),
-        ('SERVICE_UNAVAILABLE',   'CP015', 503, 'The database, the connection pool or a statement timeout stopped the call; nothing was changed; retry.', '{57014,57P01,57P02,57P03,08000,08001,08003,08004,08006}'),
-        ('INTERNAL_ERROR',        'CP016', 500, 'An unexpected failure (a bug): the transaction was rolled back.', '{}')
+        ('VALIDATION_ERROR',      'CP001', 400, 'The input is malformed: a bad code, holder, pool, number or JSON document.', '{}'::text[],
+            'Correct the input named in DETAIL (field) and send it again.'),
+        ('CODE_NOT_FOUND',        'CP002', 404, 'No code with this name exists.', '{}',
+            'Check the spelling, or create the code (capacity.upsert_codes, POST /v1/admin/codes).'),
+        ('CODE_INACTIVE',         'CP003', 403, 'The code exists but is deactivated or revoked.', '{}',
+            'Reactivate the code with upsert_codes ("is_active": true), or use another code.'),
+        ('CODE_EXPIRED',          'CP004', 410, 'The code is past its expires_at.', '{}',
+            'Move expires_at later (or to null) with upsert_codes, or use another code.'),
+        ('CODE_FULL',             'CP005', 409, 'Every unit of the code is in use.', '{}',
+            'Retry after a claim is released or expired.'),
+        ('HOLDER_LIMIT_EXCEEDED', 'CP006', 409, 'The holder already holds its maximum number of claims in this pool.', '{}',
+            'Release one of the holder''s claims first.'),
+        ('CLAIM_NOT_FOUND',       'CP007', 404, 'No active claim matches this id (and token).', '{}',
+            'The claim was released, expired or revoked, or the token is wrong; claim again.'),
+        ('LOCK_CONTENDED',        'CP008', 503, 'The code stayed locked, or a lock or serialization conflict ended the call; retry.', '{55P03,40P01,40001}',
+            'Retry after a short, randomised delay; nothing was changed.'),
+        ('CAPACITY_BELOW_USAGE',  'CP009', 409, 'A new limit would be below the units already in use.', '{}',
+            'Raise the limit, or release or revoke claims first.'),
+        ('UNAUTHORIZED',          'CP010', 401, 'HTTP: the bearer token is missing or unknown.', '{}',
+            'Send Authorization: Bearer <token> with a client token or the admin token.'),
+        ('FORBIDDEN',             'CP011', 403, 'HTTP: the token may not use this endpoint, or admin endpoints are disabled.', '{}',
+            'Use the admin token (PGCAPACITY_ADMIN_TOKEN) for /v1/admin routes.'),
+        ('NOT_FOUND',             'CP012', 404, 'HTTP: no such route.', '{}',
+            'See /docs for the routes this API serves.'),
+        ('METHOD_NOT_ALLOWED',    'CP013', 405, 'HTTP: the route does not accept this method.', '{}',
+            'Use one of the methods in the Allow header.'),
+        ('PAYLOAD_TOO_LARGE',     'CP014', 413, 'HTTP: the request body is larger than PGCAPACITY_MAX_BODY_BYTES.', '{}',
+            'Send a smaller body (split a batch), or raise PGCAPACITY_MAX_BODY_BYTES.'),
+        ('SERVICE_UNAVAILABLE',   'CP015', 503, 'The database, the connection pool or a statement timeout stopped the call; nothing was changed; retry.', '{57014,57P01,57P02,57P03,08000,08001,08003,08004,08006}',
+            'Retry after the Retry-After delay; nothing was changed.'),
+        ('INTERNAL_ERROR',        'CP016', 500, 'An unexpected failure (a bug): the transaction was rolled back.', '{}',
+            'Report it with the server log; nothing was changed.')
 $$;
 
 
@@ -1322,11 +1348,13 @@ DECLARE
 BEGIN
     IF idle IS NULL OR idle < interval '0' THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: idle must be a non-negative interval, got %', COALESCE(idle::text, 'null')
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'idle')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'idle')::text,
+                  HINT = 'Pass an interval such as ''30 minutes'', or leave idle out for the default.';
     END IF;
     IF batch_size IS NULL OR batch_size NOT BETWEEN 1 AND 100000 THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: batch_size must be between 1 and 100000, got %', COALESCE(batch_size::text, 'null')
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'batch_size')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'batch_size')::text,
+                  HINT = 'Pass a batch_size from 1 to 100000, or leave it out for the default.';
     END IF;
     IF NOT pg_try_advisory_xact_lock(capacity._lock_namespace(), -1) THEN
         RETURN ROW(0, 0, 0, false)::capacity.expiry_result;  -- another runner is at work
@@ -1449,7 +1477,8 @@ DECLARE
 BEGIN
     IF app_role IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = app_role) THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: role % does not exist', COALESCE(quote_ident(app_role), 'null')
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'app_role')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'app_role')::text,
+                  HINT = 'Create the role first (CREATE ROLE ... LOGIN), then grant it access.';
     END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA capacity TO %I', app_role);
     FOR f IN
@@ -1512,11 +1541,13 @@ DECLARE
 BEGIN
     IF older_than IS NULL OR older_than < interval '0' THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: older_than must be a non-negative interval'
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'older_than')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'older_than')::text,
+                  HINT = 'Pass an interval such as ''90 days'', or leave it out for the default.';
     END IF;
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: batch_size must be at least 1'
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'batch_size')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'batch_size')::text,
+                  HINT = 'Pass a positive batch_size, or leave it out for the default.';
     END IF;
     v_cutoff := now() - older_than;
     DELETE FROM capacity.events AS e
@@ -1604,7 +1635,8 @@ DECLARE
 BEGIN
     IF fix IS NULL THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: fix must be true or false'
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'fix')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'fix')::text,
+                  HINT = 'Call reconcile() to report drift, reconcile(fix => true) to repair it.';
     END IF;
     IF fix THEN
         -- Freeze the counters of every code in the documented order before recounting.
@@ -1787,12 +1819,14 @@ DECLARE
 BEGIN
     IF release.claim_id IS NULL THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: claim_id is required'
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'claim_id')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'claim_id')::text,
+                  HINT = 'Pass the claim_id that claim() returned, or release by (code, holder).';
     END IF;
     SELECT * INTO cl FROM capacity.claims AS k WHERE k.claim_id = release.claim_id;
     IF NOT FOUND OR cl.token IS DISTINCT FROM COALESCE(release.token, cl.token) THEN
         RAISE EXCEPTION 'CLAIM_NOT_FOUND: no claim % with this token', release.claim_id
-            USING ERRCODE = 'CP007', DETAIL = jsonb_build_object('claim_id', release.claim_id)::text;
+            USING ERRCODE = 'CP007', DETAIL = jsonb_build_object('claim_id', release.claim_id)::text,
+                  HINT = 'Pass the claim_id and token that claim() returned; release by (code, holder) if the token is lost.';
     END IF;
     IF cl.released_at IS NOT NULL THEN
         SELECT * INTO c FROM capacity.codes AS k WHERE k.code_id = cl.code_id;
@@ -1904,7 +1938,8 @@ DECLARE
 BEGIN
     IF max_claims < 0 THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: max_claims must be >= 0 or null, got %', set_holder_limit.max_claims
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'max_claims')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'max_claims')::text,
+                  HINT = 'Pass a limit of 0 or more, or null for no limit.';
     END IF;
     -- Exclusive against the shared lock every claim and release of this holder takes
     -- before it looks for the counter: the count below misses no claim in flight.
@@ -1946,11 +1981,13 @@ DECLARE
 BEGIN
     IF min_claims IS NULL OR min_claims < 1 THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: min_claims must be at least 1, got %', COALESCE(min_claims::text, 'null')
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'min_claims')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'min_claims')::text,
+                  HINT = 'Pass a positive number of claims per minute, or leave it out for the default.';
     END IF;
     IF tune_slots.slots IS NULL OR tune_slots.slots NOT BETWEEN 1 AND 256 THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: slots must be between 1 and 256, got %', COALESCE(tune_slots.slots::text, 'null')
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'slots')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'slots')::text,
+                  HINT = 'Pass slots from 1 to 256, or leave it out for the default.';
     END IF;
     IF NOT pg_try_advisory_xact_lock(capacity._lock_namespace(), -5) THEN
         RETURN;  -- another tuner is at work
@@ -1996,7 +2033,8 @@ BEGIN
      ORDER BY s.code LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: code % appears more than once in codes', v_dup
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes', 'code', v_dup)::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes', 'code', v_dup)::text,
+                  HINT = 'List each code once per call.';
     END IF;
     v_pending := array(SELECT s.code FROM unnest(v_specs) AS s);
     inserted := 0;
@@ -2080,7 +2118,8 @@ DECLARE
 BEGIN
     IF $1 IS NULL THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: codes must be an array, not null'
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes')::text,
+                  HINT = 'Pass an array of codes, e.g. ARRAY[''CLASS-7A''] (an empty array for none).';
     END IF;
     -- Normalised once: upper() and btrim() are most of the cost of checking a batch.
     v_codes := ARRAY(SELECT capacity._normalise_code(u.raw)

@@ -249,6 +249,7 @@ def assert_error(response, name: str, status: int) -> dict:
     assert error["code"] == name, body
     assert error["sqlstate"].startswith("CP") and error["message"], body
     assert isinstance(error["details"], dict), body
+    assert error["details"].get("hint"), f"no hint: {body}"  # every error says what to do
     return error
 
 

@@ -9,7 +9,8 @@ LANGUAGE plpgsql IMMUTABLE
 AS $$
 BEGIN
     RAISE EXCEPTION 'CODE_NOT_FOUND: code % does not exist', v_code
-        USING ERRCODE = 'CP002', DETAIL = pg_catalog.jsonb_build_object('code', v_code)::text;
+        USING ERRCODE = 'CP002', DETAIL = pg_catalog.jsonb_build_object('code', v_code)::text,
+              HINT = 'Check the spelling, or create the code (capacity.upsert_codes, POST /v1/admin/codes).';
 END
 $$;
 

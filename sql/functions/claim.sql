@@ -128,10 +128,12 @@ BEGIN
     CASE v_blocker
     WHEN 'CODE_INACTIVE' THEN
         RAISE EXCEPTION 'CODE_INACTIVE: code % is not active', c.code
-            USING ERRCODE = 'CP003', DETAIL = v_detail;
+            USING ERRCODE = 'CP003', DETAIL = v_detail,
+                  HINT = 'Reactivate the code with upsert_codes ("is_active": true), or use another code.';
     WHEN 'CODE_EXPIRED' THEN
         RAISE EXCEPTION 'CODE_EXPIRED: code % expired at %', c.code, c.expires_at
-            USING ERRCODE = 'CP004', DETAIL = v_detail;
+            USING ERRCODE = 'CP004', DETAIL = v_detail,
+                  HINT = 'Move expires_at later (or to null) with upsert_codes, or use another code.';
     WHEN 'CODE_FULL' THEN
         RAISE EXCEPTION 'CODE_FULL: code % has %/% uses', c.code, c.usage_count, c.max_uses
             USING ERRCODE = 'CP005', DETAIL = v_detail,

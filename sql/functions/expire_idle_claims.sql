@@ -31,11 +31,13 @@ DECLARE
 BEGIN
     IF idle IS NULL OR idle < interval '0' THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: idle must be a non-negative interval, got %', COALESCE(idle::text, 'null')
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'idle')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'idle')::text,
+                  HINT = 'Pass an interval such as ''30 minutes'', or leave idle out for the default.';
     END IF;
     IF batch_size IS NULL OR batch_size NOT BETWEEN 1 AND 100000 THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: batch_size must be between 1 and 100000, got %', COALESCE(batch_size::text, 'null')
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'batch_size')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'batch_size')::text,
+                  HINT = 'Pass a batch_size from 1 to 100000, or leave it out for the default.';
     END IF;
     IF NOT pg_try_advisory_xact_lock(capacity._lock_namespace(), -1) THEN
         RETURN ROW(0, 0, 0, false)::capacity.expiry_result;  -- another runner is at work

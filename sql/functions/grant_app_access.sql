@@ -10,7 +10,8 @@ DECLARE
 BEGIN
     IF app_role IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = app_role) THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: role % does not exist', COALESCE(quote_ident(app_role), 'null')
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'app_role')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'app_role')::text,
+                  HINT = 'Create the role first (CREATE ROLE ... LOGIN), then grant it access.';
     END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA capacity TO %I', app_role);
     FOR f IN

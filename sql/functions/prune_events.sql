@@ -12,11 +12,13 @@ DECLARE
 BEGIN
     IF older_than IS NULL OR older_than < interval '0' THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: older_than must be a non-negative interval'
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'older_than')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'older_than')::text,
+                  HINT = 'Pass an interval such as ''90 days'', or leave it out for the default.';
     END IF;
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: batch_size must be at least 1'
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'batch_size')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'batch_size')::text,
+                  HINT = 'Pass a positive batch_size, or leave it out for the default.';
     END IF;
     v_cutoff := now() - older_than;
     DELETE FROM capacity.events AS e

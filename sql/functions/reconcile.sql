@@ -12,7 +12,8 @@ DECLARE
 BEGIN
     IF fix IS NULL THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: fix must be true or false'
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'fix')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'fix')::text,
+                  HINT = 'Call reconcile() to report drift, reconcile(fix => true) to repair it.';
     END IF;
     IF fix THEN
         -- Freeze the counters of every code in the documented order before recounting.

@@ -12,12 +12,14 @@ DECLARE
 BEGIN
     IF release.claim_id IS NULL THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: claim_id is required'
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'claim_id')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'claim_id')::text,
+                  HINT = 'Pass the claim_id that claim() returned, or release by (code, holder).';
     END IF;
     SELECT * INTO cl FROM capacity.claims AS k WHERE k.claim_id = release.claim_id;
     IF NOT FOUND OR cl.token IS DISTINCT FROM COALESCE(release.token, cl.token) THEN
         RAISE EXCEPTION 'CLAIM_NOT_FOUND: no claim % with this token', release.claim_id
-            USING ERRCODE = 'CP007', DETAIL = jsonb_build_object('claim_id', release.claim_id)::text;
+            USING ERRCODE = 'CP007', DETAIL = jsonb_build_object('claim_id', release.claim_id)::text,
+                  HINT = 'Pass the claim_id and token that claim() returned; release by (code, holder) if the token is lost.';
     END IF;
     IF cl.released_at IS NOT NULL THEN
         SELECT * INTO c FROM capacity.codes AS k WHERE k.code_id = cl.code_id;

@@ -13,7 +13,8 @@ DECLARE
 BEGIN
     IF max_claims < 0 THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: max_claims must be >= 0 or null, got %', set_holder_limit.max_claims
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'max_claims')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'max_claims')::text,
+                  HINT = 'Pass a limit of 0 or more, or null for no limit.';
     END IF;
     -- Exclusive against the shared lock every claim and release of this holder takes
     -- before it looks for the counter: the count below misses no claim in flight.

@@ -17,11 +17,13 @@ DECLARE
 BEGIN
     IF min_claims IS NULL OR min_claims < 1 THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: min_claims must be at least 1, got %', COALESCE(min_claims::text, 'null')
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'min_claims')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'min_claims')::text,
+                  HINT = 'Pass a positive number of claims per minute, or leave it out for the default.';
     END IF;
     IF tune_slots.slots IS NULL OR tune_slots.slots NOT BETWEEN 1 AND 256 THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: slots must be between 1 and 256, got %', COALESCE(tune_slots.slots::text, 'null')
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'slots')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'slots')::text,
+                  HINT = 'Pass slots from 1 to 256, or leave it out for the default.';
     END IF;
     IF NOT pg_try_advisory_xact_lock(capacity._lock_namespace(), -5) THEN
         RETURN;  -- another tuner is at work

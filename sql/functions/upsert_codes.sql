@@ -12,13 +12,15 @@ DECLARE
 BEGIN
     IF p_codes IS NULL OR jsonb_typeof(p_codes) <> 'array' THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: codes must be a JSON array of objects'
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes')::text,
+                  HINT = 'Pass a JSON array such as ''[{"code": "CLASS-7A", "max_uses": 400}]''.';
     END IF;
     FOR e IN SELECT value FROM jsonb_array_elements(p_codes) LOOP
         v_field := format('codes[%s]', i);
         IF jsonb_typeof(e) <> 'object' THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: % must be an object', v_field
-                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field)::text;
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field)::text,
+                      HINT = 'Each element is an object such as {"code": "CLASS-7A", "max_uses": 400}.';
         END IF;
         SELECT k INTO v_key FROM jsonb_object_keys(e) AS k
          WHERE k NOT IN ('code', 'max_uses', 'pool', 'is_active', 'expires_at', 'metadata', 'slots') LIMIT 1;
@@ -29,13 +31,15 @@ BEGIN
         END IF;
         IF jsonb_typeof(e -> 'code') IS DISTINCT FROM 'string' THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.code must be a string', v_field
-                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.code')::text;
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.code')::text,
+                      HINT = 'Give each element a "code" string: 1-64 of A-Z, 0-9, "_" and "-".';
         END IF;
         r.code := capacity._require_code(e ->> 'code', v_field || '.code');
         IF jsonb_typeof(e -> 'max_uses') IS DISTINCT FROM 'number'
            OR (e ->> 'max_uses') !~ '^[0-9]{1,10}$' OR (e ->> 'max_uses')::bigint > 2147483647 THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.max_uses must be an integer between 0 and 2147483647', v_field
-                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.max_uses')::text;
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.max_uses')::text,
+                      HINT = 'Give each element a whole "max_uses" from 0 to 2147483647.';
         END IF;
         r.max_uses := (e ->> 'max_uses')::integer;
         r.has_pool := e ? 'pool';
@@ -45,7 +49,8 @@ BEGIN
         r.has_active := e ? 'is_active';
         IF r.has_active AND jsonb_typeof(e -> 'is_active') IS DISTINCT FROM 'boolean' THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.is_active must be true or false', v_field
-                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.is_active')::text;
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.is_active')::text,
+                      HINT = 'Use true or false, or leave is_active out.';
         END IF;
         r.is_active := (e ->> 'is_active')::boolean;
         r.has_expires := e ? 'expires_at';
@@ -58,14 +63,16 @@ BEGIN
                 r.expires_at := (e ->> 'expires_at')::timestamptz;
             EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
                 RAISE EXCEPTION 'VALIDATION_ERROR: %.expires_at must be an ISO 8601 timestamp or null', v_field
-                    USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.expires_at')::text;
+                    USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.expires_at')::text,
+                          HINT = 'Use a timestamp such as "2027-01-31T23:59:59Z", or null for no expiry.';
             END;
         END IF;
         r.has_metadata := e ? 'metadata';
         r.metadata := e -> 'metadata';
         IF r.has_metadata AND jsonb_typeof(r.metadata) <> 'object' THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.metadata must be a JSON object', v_field
-                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.metadata')::text;
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.metadata')::text,
+                      HINT = 'Use a JSON object such as {"room": "B12"}, or leave metadata out.';
         END IF;
         r.has_slots := e ? 'slots';
         r.slots := NULL;
@@ -107,7 +114,8 @@ BEGIN
      ORDER BY s.code LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: code % appears more than once in codes', v_dup
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes', 'code', v_dup)::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes', 'code', v_dup)::text,
+                  HINT = 'List each code once per call.';
     END IF;
     v_pending := array(SELECT s.code FROM unnest(v_specs) AS s);
     inserted := 0;

@@ -10,7 +10,8 @@ DECLARE
 BEGIN
     IF $1 IS NULL THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: codes must be an array, not null'
-            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes')::text;
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes')::text,
+                  HINT = 'Pass an array of codes, e.g. ARRAY[''CLASS-7A''] (an empty array for none).';
     END IF;
     -- Normalised once: upper() and btrim() are most of the cost of checking a batch.
     v_codes := ARRAY(SELECT capacity._normalise_code(u.raw)

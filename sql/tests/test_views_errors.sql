@@ -1,6 +1,6 @@
 -- The views' figures and the error table (the contract the HTTP layer maps from).
 BEGIN;
-SELECT plan(9);
+SELECT plan(10);
 
 SELECT lives_ok($$ SELECT capacity.upsert_codes('[{"code": "V10", "max_uses": 10}, {"code": "V0", "max_uses": 0}]') $$, 'fixture codes');
 SELECT lives_ok($$ SELECT capacity.claim('V10', 'h' || i) FROM generate_series(1, 9) AS i $$, 'nine claims on V10');
@@ -28,6 +28,8 @@ SELECT results_eq($$ SELECT name, sqlstate, http_status FROM capacity.error_code
     'error_codes() CP010-CP016 are the HTTP layer''s own errors');
 SELECT is((SELECT aliases FROM capacity.error_codes() WHERE name = 'LOCK_CONTENDED'), ARRAY['55P03', '40P01', '40001'],
           'lock, deadlock and serialization failures are reported as LOCK_CONTENDED');
+SELECT is_empty($$ SELECT name FROM capacity.error_codes() WHERE coalesce(btrim(hint), '') = '' $$,
+                'every error says what to do (hint)');
 
 SELECT * FROM finish();
 ROLLBACK;
