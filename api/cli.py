@@ -4,21 +4,34 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psycopg
 
-from pgcapacity import __version__, installer
+from pgcapacity import __version__, installer, pgserver
 from pgcapacity.argtypes import at_least
 from pgcapacity.db import named_call
 
 
 def _database_url() -> str:
+    """DATABASE_URL, else `make run`'s embedded database in ./.pgdata (joined if it runs,
+    started for this command if not)."""
     url = os.environ.get("DATABASE_URL")
-    if not url:
-        sys.exit("pgcapacity: DATABASE_URL is not set (e.g. postgresql://user@host/dbname)")
+    if url:
+        return url
+    if not pgserver.has_run_database():
+        sys.exit(
+            "pgcapacity: DATABASE_URL is not set (e.g. postgresql://user@host/dbname),"
+            f" and there is no `make run` database in ./{pgserver.RUN_DIR}"
+        )
+    print(f"pgcapacity: using make run's database in ./{pgserver.RUN_DIR}", file=sys.stderr)
+    # The wheel stops a server it started when its last user exits: this process too.
+    _, url = pgserver.run_database()
     return url
 
 
@@ -79,6 +92,29 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             time.sleep(args.every)
 
 
+def cmd_psql(args: argparse.Namespace) -> int:
+    """psql on the database: the embedded wheel's own psql for `make run`'s database (a
+    system psql may be older than its server), else the psql on PATH."""
+    url = _database_url()
+    psql = shutil.which("psql") if os.environ.get("DATABASE_URL") else None
+    bindir = pgserver.embedded_bindir()
+    if psql is None and bindir is not None:
+        psql = str(bindir / "psql")
+    if psql is None:
+        print("pgcapacity psql: no psql found (install PostgreSQL's client)", file=sys.stderr)
+        return 2
+    # Ctrl-C belongs to psql (it cancels the query); this process waits for it to exit.
+    with subprocess.Popen(
+        [psql, url, *args.extra],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    ) as child:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return child.wait()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Runs the benchmark, which is a package of its own (bench/ in the repository) so
     that the product does not ship its harness."""
@@ -91,7 +127,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return bench(args.bench_args)
+    return bench(args.extra)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -127,6 +163,11 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("refresh", help="refresh capacity.dashboard if stale (for cron users)")
     r.add_argument("--force", action="store_true", help="refresh even if nothing changed")
     r.add_argument("--every", type=at_least(0, float), default=0, help="repeat every N seconds")
+    sub.add_parser(
+        "psql",
+        add_help=False,  # every argument is psql's
+        help="psql on DATABASE_URL, or on make run's database (arguments go to psql)",
+    )
     v = sub.add_parser("serve", help="serve the HTTP API (PGCAPACITY_* settings, see README)")
     v.add_argument(
         "--embedded", metavar="DIR", help="without DATABASE_URL: embedded PostgreSQL in DIR"
@@ -154,8 +195,10 @@ COMMANDS = {
     "expire-idle": cmd_expire_idle,
     "refresh": cmd_refresh,
     "serve": cmd_serve,
+    "psql": cmd_psql,
     "bench": cmd_bench,
 }
+PASS_THROUGH = {"bench", "psql"}  # commands whose unknown arguments are another tool's
 
 
 def describe_error(err: psycopg.Error) -> str:
@@ -170,8 +213,8 @@ def describe_error(err: psycopg.Error) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args, extra = p.parse_known_args(argv)
-    if args.command == "bench":
-        args.bench_args = extra
+    if args.command in PASS_THROUGH:
+        args.extra = extra
     elif extra:
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

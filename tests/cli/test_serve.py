@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pgcapacity import pgserver
+from pgcapacity import __version__, pgserver
 from tests.support import wait_for
 
 STARTUP_SECONDS = 180  # the first start runs initdb on a loaded 2-core machine
@@ -27,7 +28,10 @@ STARTUP_SECONDS = 180  # the first start runs initdb on a loaded 2-core machine
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("make-run")
+    """Named as make run names it, so that the CLI run beside it finds it."""
+    path = tmp_path_factory.mktemp("checkout") / ".pgdata"
+    path.mkdir()
+    return path
 
 
 def _postmaster_pid_file(data_dir: Path) -> Path:
@@ -121,6 +125,50 @@ def test_a_restart_keeps_the_data_and_every_stop_signal_stops_the_server(data_di
         assert (code.json()["found"], code.json()["usage_count"]) == (True, 1)
         assert _stop(process, sig) == status
     assert not _postmaster_pid_file(data_dir).exists(), "the embedded PostgreSQL still runs"
+
+
+def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """The CLI run from the checkout that holds data_dir, with no DATABASE_URL."""
+    return subprocess.run(
+        [sys.executable, "-m", "pgcapacity.cli", *args],
+        cwd=data_dir.parent,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_printed_psql_command_and_the_cli_reach_make_runs_database(data_dir):
+    with _serve(data_dir) as (process, _):
+        banner = (data_dir / "serve.log").read_text().splitlines()
+        at = max(i for i, line in enumerate(banner) if line.strip().startswith("psql:"))
+        command = shlex.split(banner[at + 1])  # the line under "psql: make psql, or"
+        query = ["-XAtc", "SELECT capacity.version()"]
+        printed = subprocess.run(command + query, capture_output=True, text=True, timeout=60)
+        assert (printed.returncode, printed.stdout.strip()) == (0, __version__), printed.stderr
+        status = _cli(data_dir, "status")
+        assert status.returncode == 0 and "up to date" in status.stdout, status.stderr
+        assert "make run's database" in status.stderr
+        psql = _cli(data_dir, "psql", "-XAtc", "SELECT usage_count FROM capacity.codes")
+        assert (psql.returncode, psql.stdout.strip()) == (0, "1"), psql.stderr
+        assert _stop(process, signal.SIGTERM) == 128 + signal.SIGTERM
+    log = (data_dir / "serve.log").read_text()
+    assert log.rstrip().endswith("stopped"), log[-500:]
+    assert not _postmaster_pid_file(data_dir).exists(), "the embedded PostgreSQL still runs"
+
+
+def test_the_cli_starts_make_runs_stopped_database_for_its_command_only(data_dir):
+    assert not _postmaster_pid_file(data_dir).exists()
+    status = _cli(data_dir, "status")
+    assert status.returncode == 0 and "up to date" in status.stdout, status.stderr
+    assert not _postmaster_pid_file(data_dir).exists(), "the CLI left its server running"
+
+
+def test_without_database_url_or_make_run_database_the_cli_says_so(tmp_path):
+    done = _cli(tmp_path / ".pgdata", "status")
+    assert done.returncode == 1
+    assert "DATABASE_URL is not set" in done.stderr and "make run" in done.stderr
 
 
 def test_a_run_killed_outright_does_not_keep_the_next_ones_from_stopping_the_server(data_dir):
