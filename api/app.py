@@ -47,8 +47,14 @@ def create_app(settings: Settings) -> Litestar:
         lambda: service.tune_slots(settings.hot_claims_per_min, settings.hot_slots),
         10_000,
     )
+    expirer = Periodic(
+        "idle expiry",
+        lambda: service.expire_all_idle(settings.expire_idle_seconds),
+        settings.expire_every_ms,
+    )
     tuning = settings.hot_claims_per_min != 0
-    background = [listener, publisher, refresher] + ([tuner] if tuning else [])
+    background = [listener, publisher, refresher]
+    background += ([tuner] if tuning else []) + ([expirer] if settings.expire_idle else [])
     metrics = Metrics(cache, pool)
 
     @contextlib.asynccontextmanager
@@ -80,6 +86,7 @@ def create_app(settings: Settings) -> Litestar:
             "refresher": refresher,
             "publisher": publisher,
             "tuner": tuner,
+            "expirer": expirer,
             "metrics": metrics,
             "started": time.monotonic(),
         }

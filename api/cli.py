@@ -64,32 +64,71 @@ def cmd_status(_: argparse.Namespace) -> int:
     return 0 if st.up_to_date else 1
 
 
-def cmd_expire_idle(args: argparse.Namespace) -> int:
-    query, params = named_call("expire_idle_claims", idle=args.idle, batch_size=args.batch_size)
-    with psycopg.connect(_database_url(), autocommit=True) as conn:
+RECONNECT_MAX_SECONDS = 60
+
+
+def _repeat(args: argparse.Namespace, once) -> int:
+    """Runs once(conn) now and, with --every N, every N seconds for ever. In the loop a
+    lost connection (server restart, failover, network) is reopened with capped backoff
+    instead of ending the command; any other error ends it (exit 1)."""
+    url = _database_url()
+    conn: psycopg.Connection | None = None
+    delay = 1.0
+    try:
         while True:
-            total = 0
-            while True:
-                expired, _, _, more = conn.execute(query, params).fetchone()
-                total += expired
-                if not more:
-                    break
-            print(f"expired {total} idle claim(s)", flush=True)
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(url, autocommit=True)
+                once(conn)
+                delay = 1.0
+            except psycopg.OperationalError as err:
+                if not args.every:
+                    raise
+                print(
+                    f"pgcapacity {args.command}: {describe_error(err)}; "
+                    f"reconnecting in {delay:g} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if conn is not None:
+                    conn.close()
+                time.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+                continue
             if not args.every:
                 return 0
             time.sleep(args.every)
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def cmd_expire_idle(args: argparse.Namespace) -> int:
+    query, params = named_call("expire_idle_claims", idle=args.idle, batch_size=args.batch_size)
+
+    def once(conn: psycopg.Connection) -> None:
+        total = 0
+        while True:
+            expired, _, _, more = conn.execute(query, params).fetchone()
+            total += expired
+            if not more:
+                break
+        print(f"expired {total} idle claim(s)", flush=True)
+
+    return _repeat(args, once)
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    with psycopg.connect(_database_url(), autocommit=True) as conn:
-        while True:
-            refreshed, at, reason = conn.execute(
-                "SELECT * FROM capacity.refresh_dashboard(%s)", (args.force,)
-            ).fetchone()
-            print(f"dashboard {'refreshed' if refreshed else 'unchanged'} ({reason}), as of {at}")
-            if not args.every:
-                return 0
-            time.sleep(args.every)
+    def once(conn: psycopg.Connection) -> None:
+        refreshed, at, reason = conn.execute(
+            "SELECT * FROM capacity.refresh_dashboard(%s)", (args.force,)
+        ).fetchone()
+        print(
+            f"dashboard {'refreshed' if refreshed else 'unchanged'} ({reason}), as of {at}",
+            flush=True,
+        )
+
+    return _repeat(args, once)
 
 
 def cmd_psql(args: argparse.Namespace) -> int:

@@ -185,6 +185,16 @@ class Capacity:
             (pool, holder, max_claims),
         )
 
+    async def expire_all_idle(self, idle_seconds: int | None) -> dict:
+        """Batches of expire_idle_claims() until none is pending (the API's own expiry).
+        Another instance running it at the same time gets zeros and stops: one runner."""
+        expired = 0
+        while True:
+            batch = await self.expire_idle(idle_seconds, None)
+            expired += batch.expired
+            if not batch.more_pending:
+                return {"expired": expired}
+
     async def expire_idle(
         self, idle_seconds: int | None, batch_size: int | None
     ) -> schemas.ExpiryResult:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -33,6 +34,27 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw) if raw else default
     except ValueError:
         raise SettingsError(f"{name}={raw!r}: expected a number") from None
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _idle_expiry(env: Mapping[str, str]) -> tuple[bool, int | None]:
+    """PGCAPACITY_EXPIRE_IDLE: on (the SQL function's own idle interval), off, or how long
+    a claim may stay idle: seconds, or a number with s, m, h or d (`90s`, `30m`, `2h`)."""
+    name = "PGCAPACITY_EXPIRE_IDLE"
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "1", "on", "true", "yes"):
+        return True, None
+    if raw in ("0", "off", "false", "no"):
+        return False, None
+    duration = re.fullmatch(r"(\d{1,9})\s*([smhd]?)", raw)
+    if duration is None:
+        raise SettingsError(f"{name}={raw!r}: expected on, off, or a duration like 30m or 1800")
+    seconds = int(duration[1]) * DURATION_UNITS.get(duration[2], 1)
+    if seconds > rules.MAX_IDLE_SECONDS:
+        raise SettingsError(f"{name}={raw!r}: at most {rules.MAX_IDLE_SECONDS} seconds")
+    return True, seconds
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -73,6 +95,11 @@ class Settings:
     # function's defaults; 0: never.
     hot_claims_per_min: int | None = None
     hot_slots: int | None = None
+    # Idle expiry run by the API itself (capacity.expire_idle_claims(): one runner at a
+    # time across instances); idle_seconds None: the SQL function's default.
+    expire_idle: bool = True
+    expire_idle_seconds: int | None = None
+    expire_every_ms: int = 60_000
     max_body_bytes: int = 1_048_576
     lock_mode: str | None = None  # None: the SQL default of capacity.claim()
     alert_avg_ms: float = 1000.0
@@ -106,6 +133,7 @@ class Settings:
         tokens = tuple(
             t.strip() for t in env.get("PGCAPACITY_CLIENT_TOKENS", "").split(",") if t.strip()
         )
+        expire_idle, expire_idle_seconds = _idle_expiry(env)
         values = dict(
             database_url=url,
             host=env.get("PGCAPACITY_HOST", "127.0.0.1"),
@@ -128,6 +156,9 @@ class Settings:
             change_feed_ms=_int(env, "PGCAPACITY_CHANGE_FEED_MS", 50, 5),
             hot_claims_per_min=_int(env, "PGCAPACITY_HOT_CLAIMS_PER_MIN", None, 0),
             hot_slots=_int(env, "PGCAPACITY_HOT_SLOTS", None, 1),
+            expire_idle=expire_idle,
+            expire_idle_seconds=expire_idle_seconds,
+            expire_every_ms=_int(env, "PGCAPACITY_EXPIRE_EVERY_MS", 60_000, 10),
             max_body_bytes=_int(env, "PGCAPACITY_MAX_BODY_BYTES", 1_048_576, 1024),
             lock_mode=env.get("PGCAPACITY_LOCK_MODE") or None,
             alert_avg_ms=_float(env, "PGCAPACITY_ALERT_AVG_MS", 1000.0),

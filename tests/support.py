@@ -180,7 +180,9 @@ CLIENT_AUTH = {"Authorization": f"Bearer {CLIENT}"}
 
 
 def settings_for(conninfo: str, **overrides) -> Settings:
-    values = {"admin_token": ADMIN, "client_tokens": (CLIENT,), "pool_max": 4}
+    # The API's own idle expiry is off unless a test is about it: a test that calls
+    # POST /v1/admin/expire would otherwise meet it as the one runner allowed at a time.
+    values = {"admin_token": ADMIN, "client_tokens": (CLIENT,), "pool_max": 4, "expire_idle": False}
     values.update(overrides)
     return Settings(database_url=conninfo, **values)
 

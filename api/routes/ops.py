@@ -44,6 +44,8 @@ def _verdict(db: dict, state: State) -> tuple[str, list[str]]:
         )
     if state.refresher.failures and state.refresher.last_result is None:
         advice.append("the dashboard refresh is failing: see the logs")
+    if state.expirer.failures and state.expirer.last_result is None:
+        advice.append("idle expiry is failing: see the logs")
     return ("degraded" if advice else "healthy"), advice
 
 
@@ -102,6 +104,12 @@ class HealthController(Controller):
             "hot_codes": {
                 "last_switched": state.tuner.last_result,
                 "failures": state.tuner.failures,
+            },
+            "idle_expiry": {
+                "enabled": state.settings.expire_idle,
+                "idle_seconds": state.settings.expire_idle_seconds,  # null: the SQL default
+                "last_run": state.expirer.last_result,
+                "failures": state.expirer.failures,
             },
             "uptime_seconds": round(time.monotonic() - state.started, 1),
             # With PGCAPACITY_WORKERS > 1, which worker answered (pool and cache are its own).

@@ -71,3 +71,38 @@ def test_bench_is_the_benchmark_packages_own_command(db):
     assert refused.returncode == 2 and "argument --clients" in refused.stderr, refused
     other = pgcapacity(db, "status", "--clients", "3")
     assert other.returncode == 2 and "unrecognized arguments: --clients 3" in other.stderr
+
+
+def test_every_survives_a_lost_connection(db):
+    """`expire-idle --every` keeps running when its session is killed: it says so on
+    stderr, reconnects and goes on expiring."""
+    env = os.environ | {"DATABASE_URL": db}
+    command = [sys.executable, "-m", "pgcapacity.cli", "expire-idle", "--every", "0.1"]
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as loop:
+        try:
+            assert loop.stdout.readline() == "expired 0 idle claim(s)\n"
+            with psycopg.connect(db, autocommit=True) as conn:
+                killed = 0
+                while not killed:  # its session, once it has connected
+                    killed = conn.execute("""
+                        SELECT count(*) FROM (SELECT pg_terminate_backend(pid)
+                          FROM pg_stat_activity
+                         WHERE datname = current_database() AND pid <> pg_backend_pid()
+                           AND application_name = '' AND backend_type = 'client backend') t
+                    """).fetchone()[0]
+                assert "reconnecting in 1 s" in loop.stderr.readline()
+                conn.execute(
+                    """SELECT capacity.upsert_codes('[{"code": "LOOP", "max_uses": 1}]')"""
+                )
+                conn.execute("SELECT capacity.claim('LOOP', 'gone')")
+                conn.execute(
+                    "UPDATE capacity.claims SET last_seen_at = now() - interval '2 hours'"
+                    " WHERE released_at IS NULL"
+                )
+            lines = iter(loop.stdout.readline, "")
+            assert any(line == "expired 1 idle claim(s)\n" for line in lines)
+            assert loop.poll() is None, "the loop ended"
+        finally:
+            loop.kill()
