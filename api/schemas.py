@@ -146,7 +146,12 @@ class UpsertResult(msgspec.Struct):
 
 
 class RevokeResult(msgspec.Struct):
-    revoked: int
+    """The code is deactivated; `claims_ended` of its claims were active and are ended."""
+
+    claims_ended: int
+    revoked: Annotated[
+        int, msgspec.Meta(description="deprecated: the same number as claims_ended")
+    ]
 
 
 class HolderLimit(msgspec.Struct):

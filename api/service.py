@@ -176,7 +176,7 @@ class Capacity:
     async def revoke(self, code: str) -> schemas.RevokeResult:
         row = await fetch_one(self.pool, "SELECT * FROM capacity.revoke_code(%s)", (code,))
         self.cache.clear()
-        return schemas.RevokeResult(row["revoked"])
+        return schemas.RevokeResult(row["claims_ended"], row["revoked"])
 
     async def set_holder_limit(self, pool: str, holder: str, max_claims: int | None) -> None:
         await fetch_one(

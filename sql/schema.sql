@@ -1874,7 +1874,7 @@ $$;
 -- Name: revoke_code(text); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
-CREATE FUNCTION capacity.revoke_code(code text) RETURNS TABLE(revoked integer)
+CREATE FUNCTION capacity.revoke_code(code text) RETURNS TABLE(revoked integer, claims_ended integer)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1917,6 +1917,7 @@ BEGIN
     ELSE
         PERFORM capacity._log('revoked', c, NULL, NULL);
     END IF;
+    claims_ended := revoked;
     RETURN NEXT;
 END
 $$;

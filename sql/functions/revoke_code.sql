@@ -1,6 +1,8 @@
--- Deactivates a code and ends all its active claims (end_reason = 'revoked').
+-- Deactivates a code and ends all its active claims (end_reason = 'revoked'). Returns
+-- the number of claims it ended, 0 for a code revoked with none (`revoked` is the same
+-- number under the name of earlier versions).
 CREATE OR REPLACE FUNCTION capacity.revoke_code(code text)
-RETURNS TABLE (revoked integer)
+RETURNS TABLE (revoked integer, claims_ended integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -43,6 +45,7 @@ BEGIN
     ELSE
         PERFORM capacity._log('revoked', c, NULL, NULL);
     END IF;
+    claims_ended := revoked;
     RETURN NEXT;
 END
 $$;

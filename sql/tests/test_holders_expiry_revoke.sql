@@ -1,6 +1,6 @@
 -- Holder limits, expiry of idle claims, revoke, reconcile, retention.
 BEGIN;
-SELECT plan(34);
+SELECT plan(35);
 
 SELECT lives_ok($$ SELECT capacity.upsert_codes('[
     {"code": "BILL-1", "max_uses": 1, "pool": "bills"}, {"code": "BILL-2", "max_uses": 1, "pool": "bills"},
@@ -50,9 +50,11 @@ SELECT throws_ok($$ SELECT capacity.expire_idle_claims('1 hour', 0) $$, 'CP001',
 
 -- Revoke: deactivates and ends the active claims.
 SELECT lives_ok($$ SELECT capacity.claim('ROOM', 'u1'), capacity.claim('ROOM', 'u2') $$, 'two more claims on ROOM');
-SELECT results_eq($$ SELECT revoked FROM capacity.revoke_code('room') $$,
-                  $$ SELECT count(*)::integer FROM capacity.claims c JOIN capacity.codes k USING (code_id)
+SELECT results_eq($$ SELECT claims_ended, revoked FROM capacity.revoke_code('room') $$,
+                  $$ SELECT count(*)::integer, count(*)::integer FROM capacity.claims c JOIN capacity.codes k USING (code_id)
                              WHERE k.code = 'ROOM' AND c.released_at IS NULL $$, 'revoke ends every active claim of the code');
+SELECT results_eq($$ SELECT claims_ended FROM capacity.revoke_code('ROOM') $$, $$ VALUES (0) $$,
+                  'revoking again: the code stays revoked, no claim left to end');
 SELECT results_eq($$ SELECT is_active, usage_count FROM capacity.codes WHERE code = 'ROOM' $$,
                   $$ VALUES (false, 0) $$, 'the code is inactive and unused');
 SELECT throws_ok($$ SELECT capacity.claim('ROOM', 'u3') $$, 'CP003', NULL, 'a revoked code cannot be claimed');

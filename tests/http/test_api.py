@@ -109,7 +109,9 @@ async def test_capacity_errors_carry_the_catalog_status(fresh):
         assert_error(missing, "CODE_NOT_FOUND", 404)
         assert_error(await c.get("/v1/codes/NOPE"), "CODE_NOT_FOUND", 404)
         r = await c.post("/v1/admin/codes/BILL-1/revoke", headers=ADMIN_AUTH)
-        assert r.status_code == 200 and r.json() == {"revoked": 1}
+        assert r.status_code == 200 and r.json() == {"claims_ended": 1, "revoked": 1}
+        again = await c.post("/v1/admin/codes/BILL-1/revoke", headers=ADMIN_AUTH)
+        assert again.json() == {"claims_ended": 0, "revoked": 0}  # revoked, with none to end
         inactive = await c.post(
             "/v1/codes/BILL-1/claims", json={"holder": "x"}, headers=CLIENT_AUTH
         )

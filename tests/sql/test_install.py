@@ -249,3 +249,34 @@ def test_upgrade_to_0009_keeps_the_dashboards_rows_and_its_readers(new_database,
         conn.execute("SELECT capacity.refresh_dashboard(true)")
         assert conn.execute(row).fetchall() == [("up", 2, 1, 5, 14)]
         conn.execute("DROP OWNED BY pgcapacity_up_reader; DROP ROLE pgcapacity_up_reader")
+
+
+def test_upgrade_to_longer_results_keeps_the_application_roles_grants(new_database, tmp_path):
+    """error_codes() gains `hint` (0010) and revoke_code() `claims_ended` (0011): a
+    function's result can only grow by dropping it, and an application role granted the
+    old ones may call the new ones after the upgrade."""
+    db = schema_before(new_database, tmp_path, "0010")
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("""
+            CREATE FUNCTION capacity.error_codes()
+            RETURNS TABLE (name text, sqlstate text, http_status integer, description text,
+                           aliases text[])
+            LANGUAGE sql AS $$ VALUES ('CODE_FULL', 'CP005', 409, 'full', '{}'::text[]) $$;
+            CREATE FUNCTION capacity.revoke_code(code text) RETURNS TABLE (revoked integer)
+            LANGUAGE sql AS $$ VALUES (0) $$;
+            DROP ROLE IF EXISTS pgcapacity_up_app;
+            CREATE ROLE pgcapacity_up_app;
+            SELECT capacity.grant_app_access('pgcapacity_up_app');
+        """)
+    upgraded = dict(installer.migrate(db))
+    assert upgraded["migrations/0010_error_hints.sql"] == "applied"
+    assert upgraded["migrations/0011_revoke_code_result.sql"] == "applied"
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("""SELECT capacity.upsert_codes('[{"code": "UP-R", "max_uses": 1}]')""")
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET LOCAL ROLE pgcapacity_up_app")
+            hint = "SELECT hint FROM capacity.error_codes() WHERE name = 'CODE_FULL'"
+            assert conn.execute(hint).fetchone() == ("Retry after a claim is released or expired.",)
+            revoked = "SELECT revoked, claims_ended FROM capacity.revoke_code('UP-R')"
+            assert conn.execute(revoked).fetchone() == (0, 0)
+        conn.execute("DROP OWNED BY pgcapacity_up_app; DROP ROLE pgcapacity_up_app")
