@@ -22,7 +22,8 @@ from pgcapacity.metrics import Metrics, MetricsMiddleware
 from pgcapacity.routes.admin import AdminController
 from pgcapacity.routes.claims import ClaimsController
 from pgcapacity.routes.codes import CodesController
-from pgcapacity.routes.ops import HealthController, MetricsController
+from pgcapacity.routes.docs import docs_assets, swagger_page
+from pgcapacity.routes.ops import HealthController, MetricsController, home
 from pgcapacity.routes.reads import DashboardController, UsageController
 from pgcapacity.service import Capacity
 from pgcapacity.settings import Settings
@@ -100,6 +101,8 @@ def create_app(settings: Settings) -> Litestar:
             AdminController,
             HealthController,
             MetricsController,
+            home,
+            docs_assets(),
         ],
         state=state,
         lifespan=[lifespan],
@@ -110,6 +113,7 @@ def create_app(settings: Settings) -> Litestar:
             version=__version__,
             description=DESCRIPTION,
             path="/docs",
+            render_plugins=[swagger_page()],
             components=Components(
                 security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
             ),

@@ -25,6 +25,27 @@ from pgcapacity import rules
 log = logging.getLogger("pgcapacity.api")
 
 RETRY_AFTER_SECONDS = "1"
+# capacity.error_codes()'s names with their SQLSTATE and status, restated for what is built
+# before the database is reached: the OpenAPI document's responses. A test compares the
+# two (tests/http/test_openapi.py); at run time the database's catalog is the one used.
+CATALOG = {
+    "VALIDATION_ERROR": ("CP001", 400),
+    "CODE_NOT_FOUND": ("CP002", 404),
+    "CODE_INACTIVE": ("CP003", 403),
+    "CODE_EXPIRED": ("CP004", 410),
+    "CODE_FULL": ("CP005", 409),
+    "HOLDER_LIMIT_EXCEEDED": ("CP006", 409),
+    "CLAIM_NOT_FOUND": ("CP007", 404),
+    "LOCK_CONTENDED": ("CP008", 503),
+    "CAPACITY_BELOW_USAGE": ("CP009", 409),
+    "UNAUTHORIZED": ("CP010", 401),
+    "FORBIDDEN": ("CP011", 403),
+    "NOT_FOUND": ("CP012", 404),
+    "METHOD_NOT_ALLOWED": ("CP013", 405),
+    "PAYLOAD_TOO_LARGE": ("CP014", 413),
+    "SERVICE_UNAVAILABLE": ("CP015", 503),
+    "INTERNAL_ERROR": ("CP016", 500),
+}
 # Statuses Litestar raises by itself, and the catalog name each one is reported under.
 HTTP_STATUS_NAMES = {
     400: "VALIDATION_ERROR",
@@ -82,11 +103,18 @@ class ErrorCatalog:
 class ApiError(Exception):
     """A failure with a catalog name; rendered by `render`."""
 
-    def __init__(self, name: str, message: str, details: dict | None = None):
+    def __init__(
+        self,
+        name: str,
+        message: str,
+        details: dict | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.name = name
         self.message = message
         self.details = details or {}
+        self.headers = headers or {}  # e.g. the Allow header of a 405
 
 
 def _db_details(err: psycopg.Error) -> dict:
@@ -155,12 +183,13 @@ def from_http(exc: HTTPException, max_body_bytes: int) -> ApiError:
     if exc.status_code == 413:
         message = f"the request body is larger than {max_body_bytes} bytes"
         details = {"max_body_bytes": max_body_bytes}  # the catalog's hint names the setting
-    return ApiError(name, message, details)
+    headers = {"Allow": exc.headers["allow"]} if exc.headers and "allow" in exc.headers else {}
+    return ApiError(name, message, details, headers)
 
 
 def render(error: ApiError, catalog: ErrorCatalog) -> Response:
     kind = catalog.kind(error.name)
-    headers = {}
+    headers = dict(error.headers)
     if kind.http_status == 503:
         headers["Retry-After"] = RETRY_AFTER_SECONDS
     if kind.http_status == 401:

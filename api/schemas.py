@@ -149,9 +149,7 @@ class RevokeResult(msgspec.Struct):
     """The code is deactivated; `claims_ended` of its claims were active and are ended."""
 
     claims_ended: int
-    revoked: Annotated[
-        int, msgspec.Meta(description="deprecated: the same number as claims_ended")
-    ]
+    revoked: Annotated[int, msgspec.Meta(description="deprecated: the same number as claims_ended")]
 
 
 class HolderLimit(msgspec.Struct):

@@ -11,7 +11,16 @@ from litestar.params import JSONBody
 
 from pgcapacity.auth import ADMINS
 from pgcapacity.errors import ApiError
-from pgcapacity.routes.common import BEARER, CodePath, errors, service
+from pgcapacity.routes.common import (
+    ANY_ROUTE,
+    BEARER,
+    BODY,
+    DATABASE,
+    WRITER,
+    CodePath,
+    errors,
+    service,
+)
 from pgcapacity.schemas import (
     ExpireRequest,
     ExpiryResult,
@@ -22,7 +31,9 @@ from pgcapacity.schemas import (
     UpsertResult,
 )
 
-ADMIN_ERRORS = errors(400, 401, 403, 409, 413, 503)
+ADMIN = (*WRITER, *DATABASE)  # FORBIDDEN also when PGCAPACITY_ADMIN_TOKEN is unset
+# Writes that lock codes or holders: a lock held too long ends them (LOCK_CONTENDED).
+LOCKING = ("LOCK_CONTENDED", *ADMIN)
 
 
 class AdminController(Controller):
@@ -35,7 +46,7 @@ class AdminController(Controller):
         "/codes",
         operation_id="upsertCodes",
         status_code=200,
-        responses=ADMIN_ERRORS,
+        responses=errors(*BODY, "CAPACITY_BELOW_USAGE", *LOCKING),
         summary="Create or update codes in one batch",
     )
     async def upsert_codes(self, state: State, data: JSONBody[UpsertCodesRequest]) -> UpsertResult:
@@ -47,7 +58,7 @@ class AdminController(Controller):
         "/codes/{code:str}/revoke",
         operation_id="revokeCode",
         status_code=200,
-        responses=ADMIN_ERRORS | errors(404),
+        responses=errors("VALIDATION_ERROR", "CODE_NOT_FOUND", *LOCKING),
         summary="Deactivate a code, end its claims",
     )
     async def revoke(self, state: State, code: CodePath) -> RevokeResult:
@@ -57,7 +68,7 @@ class AdminController(Controller):
     @put(
         "/holder-limits",
         operation_id="setHolderLimit",
-        responses=ADMIN_ERRORS,
+        responses=errors(*BODY, "CAPACITY_BELOW_USAGE", *LOCKING),
         summary="Set or remove a holder's limit in a pool",
     )
     async def set_holder_limit(
@@ -72,7 +83,7 @@ class AdminController(Controller):
         "/expire",
         operation_id="expireIdleClaims",
         status_code=200,
-        responses=ADMIN_ERRORS,
+        responses=errors(*BODY, *ADMIN),
         summary="End claims idle for longer than idle_seconds",
     )
     async def expire(
@@ -89,7 +100,7 @@ class AdminController(Controller):
         "/dashboard/refresh",
         operation_id="refreshDashboard",
         status_code=200,
-        responses=ADMIN_ERRORS,
+        responses=errors(*ADMIN),
         summary="Refresh the dashboard now",
     )
     async def refresh_dashboard(self, state: State) -> dict:
@@ -100,7 +111,7 @@ class AdminController(Controller):
         "/cache/clear",
         operation_id="clearCache",
         status_code=200,
-        responses=ADMIN_ERRORS,
+        responses=errors(*ADMIN),
         summary="Drop every cached result",
     )
     async def clear_cache(self, state: State) -> dict:
@@ -115,7 +126,7 @@ class AdminController(Controller):
         "/metrics/reset",
         operation_id="resetMetrics",
         status_code=200,
-        responses=ADMIN_ERRORS,
+        responses=errors(*WRITER, *ANY_ROUTE),
         summary="Reset Prometheus series and performance windows",
     )
     async def reset_metrics(self, state: State) -> dict:

@@ -6,8 +6,19 @@ from litestar import Controller, delete, post
 from litestar.datastructures import State
 
 from pgcapacity.auth import WRITERS
-from pgcapacity.routes.common import BEARER, ClaimId, ClaimToken, errors, service
+from pgcapacity.routes.common import (
+    BEARER,
+    DATABASE,
+    WRITER,
+    ClaimId,
+    ClaimToken,
+    errors,
+    service,
+)
 from pgcapacity.schemas import Heartbeat, Release
+
+# A bad id or token header, a wrong token or an ended claim, a claim row locked too long.
+CLAIM_ERRORS = errors("VALIDATION_ERROR", *WRITER, "CLAIM_NOT_FOUND", "LOCK_CONTENDED", *DATABASE)
 
 
 class ClaimsController(Controller):
@@ -20,7 +31,7 @@ class ClaimsController(Controller):
         "/{claim_id:int}",
         operation_id="releaseClaim",
         status_code=200,
-        responses=errors(400, 401, 403, 404, 503),
+        responses=CLAIM_ERRORS,
         summary="Release a claim",
     )
     async def release(self, state: State, claim_id: ClaimId, token: ClaimToken) -> Release:
@@ -32,7 +43,7 @@ class ClaimsController(Controller):
         "/{claim_id:int}/heartbeat",
         operation_id="heartbeatClaim",
         status_code=200,
-        responses=errors(400, 401, 403, 404, 503),
+        responses=CLAIM_ERRORS,
         summary="Keep a claim alive",
     )
     async def heartbeat(self, state: State, claim_id: ClaimId, token: ClaimToken) -> Heartbeat:

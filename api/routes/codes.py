@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from litestar import Controller, Response, get, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from pgcapacity.auth import WRITERS
 from pgcapacity.errors import ApiError
-from pgcapacity.routes.common import BEARER, CodePath, errors, service
+from pgcapacity.routes.common import BEARER, BODY, DATABASE, WRITER, CodePath, errors, service
 from pgcapacity.schemas import Claim, ClaimRequest, CodeStatus
+
+# Why capacity.claim() refuses a claim.
+CLAIM_REFUSALS = (
+    "CODE_NOT_FOUND",
+    "CODE_INACTIVE",
+    "CODE_EXPIRED",
+    "CODE_FULL",
+    "HOLDER_LIMIT_EXCEEDED",
+)
 
 
 class CodesController(Controller):
@@ -19,7 +29,7 @@ class CodesController(Controller):
     @get(
         "/{code:str}",
         operation_id="checkCode",
-        responses=errors(400, 404),
+        responses=errors("VALIDATION_ERROR", "CODE_NOT_FOUND", *DATABASE),
         summary="Status of a code",
     )
     async def check(self, state: State, code: CodePath) -> CodeStatus:
@@ -40,7 +50,13 @@ class CodesController(Controller):
         operation_id="claimCode",
         middleware=[WRITERS],
         security=BEARER,
-        responses=errors(400, 401, 403, 404, 409, 410, 503),
+        responses={
+            200: ResponseSpec(
+                data_container=Claim,
+                description="already held: the holder's existing claim, no extra unit used",
+            )
+        }
+        | errors(*BODY, *WRITER, *CLAIM_REFUSALS, "LOCK_CONTENDED", *DATABASE),
         summary="Claim one unit of a code",
     )
     async def claim(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections import defaultdict
+from typing import Annotated, Any
 from uuid import UUID
 
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, PathParameter
 
 from pgcapacity import rules
+from pgcapacity.errors import CATALOG
 from pgcapacity.schemas import ErrorResponse
 from pgcapacity.service import Capacity
 
@@ -29,15 +32,41 @@ CodePath = Annotated[
 ]
 BEARER = [{"BearerToken": []}]
 
+# The errors routes share, by what the route does. Every route can fail unexpectedly
+# (INTERNAL_ERROR); one that calls the database can find it unavailable.
+ANY_ROUTE = ("INTERNAL_ERROR",)
+DATABASE = ("SERVICE_UNAVAILABLE", *ANY_ROUTE)
+BODY = ("VALIDATION_ERROR", "PAYLOAD_TOO_LARGE")  # a JSON body: malformed, or too large
+WRITER = ("UNAUTHORIZED", "FORBIDDEN")  # a bearer token is needed
 
-def errors(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the error statuses a handler can answer with."""
+
+def errors(*names: str) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for the catalog errors a route can answer with: one per status,
+    naming its errors, with an example body of each."""
+    by_status: dict[int, list[str]] = defaultdict(list)
+    for name in dict.fromkeys(names):  # in order, once each
+        by_status[CATALOG[name][1]].append(name)
     return {
-        s: ResponseSpec(
-            data_container=ErrorResponse, description="error (see capacity.error_codes())"
+        status: ResponseSpec(
+            data_container=ErrorResponse,
+            description=" or ".join(group) + " (capacity.error_codes())",
+            generate_examples=False,
+            examples=[_example(name) for name in group],
         )
-        for s in statuses
+        for status, group in sorted(by_status.items())
     }
+
+
+def _example(name: str) -> Example:
+    body: dict[str, Any] = {
+        "error": {
+            "code": name,
+            "message": f"{name}: ...",
+            "sqlstate": CATALOG[name][0],
+            "details": {"hint": "..."},
+        }
+    }
+    return Example(summary=name, value=body)
 
 
 def service(state: State) -> Capacity:

@@ -5,14 +5,27 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict
+from typing import Any
 
-from litestar import Controller, Response, get
+from litestar import Controller, Response, get, head
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.response import Redirect
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pgcapacity import __version__
 from pgcapacity.db import fetch_one
 from pgcapacity.metrics import WINDOWS
+from pgcapacity.routes.common import ANY_ROUTE, errors
+
+# Health answers carry their own body, 503 included (a load balancer reads the status).
+UNHEALTHY = {
+    503: ResponseSpec(
+        data_container=dict[str, Any],
+        description="unhealthy (or not ready): the same body, saying why",
+        generate_examples=False,
+    )
+} | errors(*ANY_ROUTE)
 
 
 async def _database(state: State) -> dict:
@@ -49,33 +62,67 @@ def _verdict(db: dict, state: State) -> tuple[str, list[str]]:
     return ("degraded" if advice else "healthy"), advice
 
 
+async def _status(state: State) -> str:
+    status, _ = _verdict(await _database(state), state)
+    return status
+
+
+def _ready(db: dict) -> bool:
+    return db["reachable"] and db.get("schema_version") == __version__
+
+
+@get("/", include_in_schema=False)
+async def home() -> Redirect:
+    """The API's root points to its documentation."""
+    return Redirect("/docs")
+
+
 class HealthController(Controller):
     path = "/health"
     tags = ["health"]
 
-    @get("/", operation_id="health", summary="Overall status")
+    @get("/", operation_id="health", responses=UNHEALTHY, summary="Overall status")
     async def health(self, state: State) -> Response[dict]:
         """`healthy`, `degraded` (works, with a problem) or `unhealthy` (503)."""
-        db = await _database(state)
-        status, _ = _verdict(db, state)
+        status = await _status(state)
         return Response(
             {"status": status, "version": __version__},
             status_code=503 if status == "unhealthy" else 200,
         )
 
-    @get("/live", operation_id="healthLive", summary="The process answers")
+    @head("/", operation_id="healthHead", responses=UNHEALTHY, summary="Overall status, no body")
+    async def health_head(self, state: State) -> Response[None]:
+        """The status of GET /health (200, or 503 when unhealthy) without its body."""
+        status = await _status(state)
+        return Response(None, status_code=503 if status == "unhealthy" else 200)
+
+    @get("/live", operation_id="healthLive", responses=errors(*ANY_ROUTE), summary="Alive")
     async def live(self) -> dict:
         """Liveness: no database call."""
         return {"status": "alive"}
 
-    @get("/ready", operation_id="healthReady", summary="Ready to serve")
+    @head("/live", operation_id="healthLiveHead", responses=errors(*ANY_ROUTE), summary="Alive")
+    async def live_head(self) -> None:
+        """Liveness without a body."""
+
+    @get("/ready", operation_id="healthReady", responses=UNHEALTHY, summary="Ready to serve")
     async def ready(self, state: State) -> Response[dict]:
         """Ready when the database answers and its schema version is this API's version."""
         db = await _database(state)
-        ready = db["reachable"] and db.get("schema_version") == __version__
+        ready = _ready(db)
         return Response({"ready": ready, "database": db}, status_code=200 if ready else 503)
 
-    @get("/detailed", operation_id="healthDetailed", summary="Everything, with advice")
+    @head("/ready", operation_id="healthReadyHead", responses=UNHEALTHY, summary="Ready, no body")
+    async def ready_head(self, state: State) -> Response[None]:
+        """The status of GET /health/ready without its body."""
+        return Response(None, status_code=200 if _ready(await _database(state)) else 503)
+
+    @get(
+        "/detailed",
+        operation_id="healthDetailed",
+        responses=UNHEALTHY,
+        summary="Everything, with advice",
+    )
     async def detailed(self, state: State) -> Response[dict]:
         """Pool statistics, database round trip, cache statistics, version, listener and
         dashboard state, an overall status and recommendations."""
@@ -128,12 +175,18 @@ class MetricsController(Controller):
         operation_id="prometheusMetrics",
         summary="Prometheus metrics",
         media_type=CONTENT_TYPE_LATEST,
+        responses=errors(*ANY_ROUTE),
     )
     async def metrics(self, state: State) -> Response[bytes]:
         """Request latency per route, operation outcomes by error name, cache and pool."""
         return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    @get("/v1/performance", operation_id="performance", summary="Latency and throughput windows")
+    @get(
+        "/v1/performance",
+        operation_id="performance",
+        responses=errors(*ANY_ROUTE),
+        summary="Latency and throughput windows",
+    )
     async def performance(self, state: State) -> dict:
         """Per operation and window (1m, 5m, 1h): p50/p95/p99, success rate (answers below
         500), throughput per minute, concurrency; and alerts against the thresholds."""

@@ -7,7 +7,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 
 from pgcapacity import rules
-from pgcapacity.routes.common import errors, service
+from pgcapacity.routes.common import BODY, DATABASE, errors, service
 from pgcapacity.schemas import Dashboard, Usage, UsageRequest
 
 
@@ -19,7 +19,7 @@ class UsageController(Controller):
         "/",
         operation_id="batchUsage",
         status_code=200,
-        responses=errors(400, 413, 503),
+        responses=errors(*BODY, *DATABASE),
         summary=f"Status of up to {rules.MAX_USAGE_BATCH} codes",
     )
     async def usage(self, state: State, data: JSONBody[UsageRequest]) -> Usage:
@@ -32,7 +32,7 @@ class DashboardController(Controller):
     path = "/v1/dashboard"
     tags = ["dashboard"]
 
-    @get("/", operation_id="dashboard", responses=errors(503), summary="Per-pool summary")
+    @get("/", operation_id="dashboard", responses=errors(*DATABASE), summary="Per-pool summary")
     async def dashboard(self, state: State) -> Dashboard:
         """Codes, active/full/near-capacity codes, units used and total, active claims, and
         claims and expiries in the last hour, per pool. Refreshed by the running API within

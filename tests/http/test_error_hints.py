@@ -3,6 +3,8 @@ and a hint that says what to do."""
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 
@@ -69,17 +71,32 @@ REQUESTS = {
 }
 
 
+def documented(document: dict, method: str, url: str) -> set[str] | None:
+    """The statuses the OpenAPI document lists for the operation `url` reaches (None: no
+    route, as for NOT_FOUND)."""
+    for template, item in document["paths"].items():
+        pattern = re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, url) and method.lower() in item:
+            return set(item[method.lower()]["responses"])
+    return None
+
+
 async def answers(db: str) -> dict[str, dict]:
-    """Every catalog name provoked over HTTP; returns each error object by name."""
+    """Every catalog name provoked over HTTP; returns each error object by name, and
+    checks that the OpenAPI document lists each answer's status for its route."""
     seen = {}
     with psycopg.connect(db) as blocker:
         blocker.execute("SELECT 1 FROM capacity.codes WHERE code = 'BUSY' FOR UPDATE")
         async with api_client(settings_for(db)) as c:
             catalog = c.app.state.catalog
+            document = (await c.get("/docs/openapi.json")).json()
             for name, (method, url, kwargs) in REQUESTS.items():
                 kwargs = kwargs | {"headers": CLIENT_AUTH | kwargs.get("headers", {})}
                 r = await c.request(method, url, **kwargs)
                 seen[name] = assert_error(r, name, catalog.kind(name).http_status)
+                statuses = documented(document, method, url)
+                if name not in ("NOT_FOUND", "METHOD_NOT_ALLOWED"):  # no operation to list them
+                    assert str(r.status_code) in statuses, f"{method} {url}: {name} undocumented"
         # SERVICE_UNAVAILABLE: the statement timeout ends a wait on the held row lock.
         async with api_client(settings_for(db, statement_timeout_ms=200, lock_timeout_ms=0)) as c:
             r = await c.post("/v1/codes/BUSY/claims", json={"holder": "x"}, headers=CLIENT_AUTH)
