@@ -8,6 +8,7 @@ import os
 import time
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, OpenAPIType, Schema, SecurityScheme
@@ -108,6 +109,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,
+        cors_config=_cors(settings),
         openapi_config=OpenAPIConfig(
             title="pgcapacity",
             version=__version__,
@@ -125,6 +127,19 @@ def create_app(settings: Settings) -> Litestar:
     app.asgi_handler = MetricsMiddleware(app.asgi_handler)
     _complete_openapi(app)
     return app
+
+
+def _cors(settings: Settings) -> CORSConfig | None:
+    """Browsers on PGCAPACITY_CORS_ORIGINS may call the API with a bearer token and read
+    Retry-After and Allow; no cookies are involved, so no credentials mode."""
+    if not settings.cors_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "X-Claim-Token"],
+        expose_headers=["Retry-After", "Allow"],
+    )
 
 
 def _complete_openapi(app: Litestar) -> None:

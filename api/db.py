@@ -90,13 +90,13 @@ def make_pool(settings: Settings) -> Pool:
     )
 
 
-def named_call(function: str, **arguments: Any) -> tuple[str, tuple]:
-    """`SELECT * FROM capacity.<function>(name => %s, ...)` with the arguments that are not
-    None: the ones left out take the SQL function's own defaults, which Python does not
-    restate."""
+def named_call(function: str, *, columns: str = "*", **arguments: Any) -> tuple[str, tuple]:
+    """`SELECT <columns> FROM capacity.<function>(name => %s, ...)` with the arguments that
+    are not None: the ones left out take the SQL function's own defaults, which Python does
+    not restate."""
     given = {name: value for name, value in arguments.items() if value is not None}
     names = ", ".join(f"{name} => %s" for name in given)
-    return f"SELECT * FROM capacity.{function}({names})", tuple(given.values())
+    return f"SELECT {columns} FROM capacity.{function}({names})", tuple(given.values())
 
 
 def _cursor(conn: psycopg.AsyncConnection, row_factory: Any) -> psycopg.AsyncCursor:

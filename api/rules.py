@@ -35,7 +35,10 @@ MAX_INTEGER: Final = 2_147_483_647  # max_uses, max_claims: a PostgreSQL integer
 MAX_SLOTS: Final = 256  # codes.slots and tune_slots(slots)
 MAX_EXPIRY_BATCH: Final = 100_000  # expire_idle_claims(batch_size)
 
+MAX_PAGE_SIZE: Final = 1000  # list_codes(), list_claims() page_size
+
 # Limits of the HTTP API only (the SQL functions take any size).
 MAX_USAGE_BATCH: Final = 1000  # codes per POST /v1/usage
 MAX_UPSERT_BATCH: Final = 10_000  # codes per POST /v1/admin/codes
 MAX_IDLE_SECONDS: Final = 10 * 365 * 86400  # POST /v1/admin/expire idle_seconds
+PAGE_SIZE: Final = 100  # the HTTP listings' default `limit` (it computes `next` from it)

@@ -122,6 +122,34 @@ class Usage(msgspec.Struct):
     codes: list[CodeStatus]
 
 
+class CodePage(msgspec.Struct):
+    """A page of codes; `next` is the `after` of the following page (null: the last page)."""
+
+    codes: list[CodeStatus]
+    next: str | None
+
+
+class ClaimInfo(msgspec.Struct):
+    """A claim without its token: active while `released_at` is null."""
+
+    claim_id: int
+    code: str
+    pool: str
+    holder: str
+    claimed_at: datetime
+    last_seen_at: datetime
+    released_at: datetime | None
+    end_reason: Literal["released", "expired", "revoked"] | None
+
+
+class ClaimPage(msgspec.Struct):
+    """A page of active claims; `next` is the `after` of the following page (null: the last
+    page)."""
+
+    claims: list[ClaimInfo]
+    next: int | None
+
+
 class PoolSummary(msgspec.Struct):
     pool: str
     codes: int
@@ -150,6 +178,10 @@ class RevokeResult(msgspec.Struct):
 
     claims_ended: int
     revoked: Annotated[int, msgspec.Meta(description="deprecated: the same number as claims_ended")]
+
+
+class HolderReleaseRequest(Request):
+    holder: Holder
 
 
 class HolderLimit(msgspec.Struct):

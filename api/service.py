@@ -30,10 +30,12 @@ def _columns(struct) -> str:
 
 
 STATUS_COLUMNS = _columns(schemas.CodeStatus)
+CLAIM_INFO_COLUMNS = _columns(schemas.ClaimInfo)
 CLAIM = f"SELECT {_columns(schemas.Claim)} FROM capacity.claim"
 RELEASE = f"SELECT {_columns(schemas.Release)} FROM capacity.release"
-AS_STATUS, AS_CLAIM, AS_RELEASE = (
-    args_row(struct) for struct in (schemas.CodeStatus, schemas.Claim, schemas.Release)
+AS_STATUS, AS_CLAIM, AS_RELEASE, AS_CLAIM_INFO = (
+    args_row(struct)
+    for struct in (schemas.CodeStatus, schemas.Claim, schemas.Release, schemas.ClaimInfo)
 )
 
 
@@ -66,6 +68,52 @@ class Capacity:
         if release.released:
             self.cache.invalidate([release.code])
         return release
+
+    async def release_holder(self, code: str, holder: str) -> schemas.Release:
+        """The holder's active claim on `code` released without its id or token (admin)."""
+        release = await fetch_one(
+            self.pool, f"{RELEASE}(%s::text, %s::text)", (code, holder), AS_RELEASE
+        )
+        if release.released:
+            self.cache.invalidate([release.code])
+        return release
+
+    async def list_codes(
+        self, search: str | None, pool: str | None, after: str | None, limit: int
+    ) -> schemas.CodePage:
+        """Not cached: a listing is for people and tools, not for the claim path."""
+        query, params = named_call(
+            "list_codes",
+            columns=STATUS_COLUMNS,
+            search=search,
+            pool=pool,
+            after=after,
+            page_size=limit,
+        )
+        rows = await fetch_all(self.pool, query, params, row_factory=AS_STATUS)
+        return schemas.CodePage(rows, rows[-1].code if len(rows) == limit else None)
+
+    async def list_claims(
+        self, code: str | None, holder: str | None, after: int, limit: int
+    ) -> schemas.ClaimPage:
+        query, params = named_call(
+            "list_claims",
+            columns=CLAIM_INFO_COLUMNS,
+            code=code,
+            holder=holder,
+            after=after,
+            page_size=limit,
+        )
+        rows = await fetch_all(self.pool, query, params, row_factory=AS_CLAIM_INFO)
+        return schemas.ClaimPage(rows, rows[-1].claim_id if len(rows) == limit else None)
+
+    async def get_claim(self, claim_id: int) -> schemas.ClaimInfo:
+        return await fetch_one(
+            self.pool,
+            f"SELECT {CLAIM_INFO_COLUMNS} FROM capacity.get_claim(%s::bigint)",
+            (claim_id,),
+            AS_CLAIM_INFO,
+        )
 
     async def heartbeat(self, claim_id: int, token) -> schemas.Heartbeat:
         row = await fetch_one(

@@ -57,6 +57,17 @@ def _idle_expiry(env: Mapping[str, str]) -> tuple[bool, int | None]:
     return True, seconds
 
 
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """PGCAPACITY_CORS_ORIGINS: comma-separated origins (https://app.example.com) browsers
+    may call the API from, or * for any."""
+    name = "PGCAPACITY_CORS_ORIGINS"
+    origins = tuple(o.strip().rstrip("/") for o in env.get(name, "").split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise SettingsError(f"{name}: {origin!r} is not an origin (scheme://host[:port], or *)")
+    return origins
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -101,6 +112,7 @@ class Settings:
     expire_idle_seconds: int | None = None
     expire_every_ms: int = 60_000
     max_body_bytes: int = 1_048_576
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; () = none
     lock_mode: str | None = None  # None: the SQL default of capacity.claim()
     alert_avg_ms: float = 1000.0
     alert_success_rate: float = 0.95
@@ -160,6 +172,7 @@ class Settings:
             expire_idle_seconds=expire_idle_seconds,
             expire_every_ms=_int(env, "PGCAPACITY_EXPIRE_EVERY_MS", 60_000, 10),
             max_body_bytes=_int(env, "PGCAPACITY_MAX_BODY_BYTES", 1_048_576, 1024),
+            cors_origins=_origins(env),
             lock_mode=env.get("PGCAPACITY_LOCK_MODE") or None,
             alert_avg_ms=_float(env, "PGCAPACITY_ALERT_AVG_MS", 1000.0),
             alert_success_rate=_float(env, "PGCAPACITY_ALERT_SUCCESS_RATE", 0.95),

@@ -49,6 +49,40 @@ CREATE TYPE capacity._code_spec AS (
 
 
 --
+-- Name: end_reason; Type: TYPE; Schema: capacity; Owner: -
+--
+
+CREATE TYPE capacity.end_reason AS ENUM (
+    'released',
+    'expired',
+    'revoked'
+);
+
+
+--
+-- Name: claim_info; Type: TYPE; Schema: capacity; Owner: -
+--
+
+CREATE TYPE capacity.claim_info AS (
+	claim_id bigint,
+	code text,
+	pool text,
+	holder text,
+	claimed_at timestamp with time zone,
+	last_seen_at timestamp with time zone,
+	released_at timestamp with time zone,
+	end_reason capacity.end_reason
+);
+
+
+--
+-- Name: TYPE claim_info; Type: COMMENT; Schema: capacity; Owner: -
+--
+
+COMMENT ON TYPE capacity.claim_info IS 'A claim without its token: active while released_at is null.';
+
+
+--
 -- Name: claim_result; Type: TYPE; Schema: capacity; Owner: -
 --
 
@@ -80,17 +114,6 @@ CREATE TYPE capacity.code_status AS (
 	remaining integer,
 	can_claim boolean,
 	reason text
-);
-
-
---
--- Name: end_reason; Type: TYPE; Schema: capacity; Owner: -
---
-
-CREATE TYPE capacity.end_reason AS ENUM (
-    'released',
-    'expired',
-    'revoked'
 );
 
 
@@ -937,6 +960,26 @@ $$;
 
 
 --
+-- Name: _require_page_size(integer); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._require_page_size(page_size integer) RETURNS integer
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    IF page_size IS NULL OR page_size NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: page_size must be between 1 and 1000, got %',
+                        COALESCE(page_size::text, 'null')
+            USING ERRCODE = 'CP001',
+                  DETAIL = pg_catalog.jsonb_build_object('field', 'page_size')::text,
+                  HINT = 'Ask for at most 1000 rows a page, and pass the last row''s key as after for the next.';
+    END IF;
+    RETURN page_size;
+END
+$$;
+
+
+--
 -- Name: _require_pool(text); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
@@ -1465,6 +1508,34 @@ $$;
 
 
 --
+-- Name: get_claim(bigint); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity.get_claim(claim_id bigint) RETURNS capacity.claim_info
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_claim capacity.claim_info;
+BEGIN
+    SELECT cl.claim_id, k.code, cl.pool, cl.holder, cl.claimed_at, cl.last_seen_at,
+           cl.released_at, cl.end_reason
+      INTO v_claim
+      FROM capacity.claims AS cl
+      JOIN capacity.codes AS k ON k.code_id = cl.code_id
+     WHERE cl.claim_id = get_claim.claim_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'CLAIM_NOT_FOUND: no claim %', COALESCE(get_claim.claim_id::text, 'null')
+            USING ERRCODE = 'CP007',
+                  DETAIL = pg_catalog.jsonb_build_object('claim_id', get_claim.claim_id)::text,
+                  HINT = 'Use the claim_id that claim() returned; ended claims are pruned after a while (prune_events).';
+    END IF;
+    RETURN v_claim;
+END
+$$;
+
+
+--
 -- Name: grant_app_access(name); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
@@ -1523,6 +1594,81 @@ BEGIN
                   HINT = 'The claim was released, expired or revoked; claim again.';
     END IF;
     RETURN v_seen;
+END
+$$;
+
+
+--
+-- Name: list_claims(text, text, bigint, integer); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity.list_claims(code text DEFAULT NULL::text, holder text DEFAULT NULL::text, after bigint DEFAULT NULL::bigint, page_size integer DEFAULT 100) RETURNS SETOF capacity.claim_info
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_code_id bigint;
+    v_holder  text;
+    v_size    integer := capacity._require_page_size(list_claims.page_size);
+BEGIN
+    IF list_claims.code IS NOT NULL THEN
+        SELECT k.code_id INTO v_code_id
+          FROM capacity.codes AS k WHERE k.code = capacity._require_code(list_claims.code);
+        IF NOT FOUND THEN
+            PERFORM capacity._raise_code_not_found(capacity._normalise_code(list_claims.code));
+        END IF;
+    END IF;
+    IF list_claims.holder IS NOT NULL THEN
+        v_holder := capacity._require_holder(list_claims.holder);
+    END IF;
+    RETURN QUERY
+        SELECT cl.claim_id, k.code, cl.pool, cl.holder, cl.claimed_at, cl.last_seen_at,
+               cl.released_at, cl.end_reason
+          FROM capacity.claims AS cl
+          JOIN capacity.codes AS k ON k.code_id = cl.code_id
+         WHERE cl.released_at IS NULL
+           AND (v_code_id IS NULL OR cl.code_id = v_code_id)
+           AND (v_holder IS NULL OR cl.holder = v_holder)
+           AND cl.claim_id > COALESCE(list_claims.after, 0)
+         ORDER BY cl.claim_id
+         LIMIT v_size;
+END
+$$;
+
+
+--
+-- Name: list_codes(text, text, text, integer); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity.list_codes(search text DEFAULT NULL::text, pool text DEFAULT NULL::text, after text DEFAULT NULL::text, page_size integer DEFAULT 100) RETURNS SETOF capacity.code_status
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_search text := NULLIF(upper(btrim(list_codes.search)), '');
+    v_pool   text;
+    v_after  text;
+    v_size   integer := capacity._require_page_size(list_codes.page_size);
+BEGIN
+    IF list_codes.pool IS NOT NULL THEN
+        v_pool := capacity._require_pool(list_codes.pool);
+    END IF;
+    IF list_codes.after IS NOT NULL THEN
+        v_after := capacity._require_code(list_codes.after, 'after');
+    END IF;
+    RETURN QUERY
+        SELECT k.code, true, k.pool, k.is_active, k.expires_at, t.usage_count, k.max_uses,
+               k.max_uses - t.usage_count,
+               capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses) IS NULL,
+               capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses)
+          FROM capacity.codes AS k
+          -- OFFSET 0: computed once per code, not once per use (a slotted code's sum).
+          CROSS JOIN LATERAL (SELECT capacity._total_usage(k) AS usage_count OFFSET 0) AS t
+         WHERE (v_after IS NULL OR k.code > v_after)
+           AND (v_pool IS NULL OR k.pool = v_pool)
+           AND (v_search IS NULL OR pg_catalog.strpos(k.code, v_search) > 0)
+         ORDER BY k.code
+         LIMIT v_size;
 END
 $$;
 
@@ -2874,6 +3020,13 @@ REVOKE ALL ON FUNCTION capacity._require_lock_mode(raw text) FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION _require_page_size(page_size integer); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._require_page_size(page_size integer) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION _require_pool(raw text); Type: ACL; Schema: capacity; Owner: -
 --
 
@@ -2958,6 +3111,13 @@ REVOKE ALL ON FUNCTION capacity.expire_idle_claims(idle interval, batch_size int
 
 
 --
+-- Name: FUNCTION get_claim(claim_id bigint); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity.get_claim(claim_id bigint) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION grant_app_access(app_role name); Type: ACL; Schema: capacity; Owner: -
 --
 
@@ -2969,6 +3129,20 @@ REVOKE ALL ON FUNCTION capacity.grant_app_access(app_role name) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION capacity.heartbeat(claim_id bigint, token uuid) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION list_claims(code text, holder text, after bigint, page_size integer); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity.list_claims(code text, holder text, after bigint, page_size integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION list_codes(search text, pool text, after text, page_size integer); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity.list_codes(search text, pool text, after text, page_size integer) FROM PUBLIC;
 
 
 --

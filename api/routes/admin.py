@@ -26,6 +26,8 @@ from pgcapacity.schemas import (
     ExpiryResult,
     HolderLimit,
     HolderLimitRequest,
+    HolderReleaseRequest,
+    Release,
     RevokeResult,
     UpsertCodesRequest,
     UpsertResult,
@@ -64,6 +66,20 @@ class AdminController(Controller):
     async def revoke(self, state: State, code: CodePath) -> RevokeResult:
         """Deactivates the code and ends its active claims (`end_reason = revoked`)."""
         return await service(state).revoke(code)
+
+    @post(
+        "/codes/{code:str}/release",
+        operation_id="releaseHolder",
+        status_code=200,
+        responses=errors(*BODY, "CODE_NOT_FOUND", *LOCKING),
+        summary="Release a holder's claim on a code, without its token",
+    )
+    async def release_holder(
+        self, state: State, code: CodePath, data: JSONBody[HolderReleaseRequest]
+    ) -> Release:
+        """capacity.release(code, holder): for a client that lost a claim's id or token.
+        Idempotent: without an active claim, `released: false` and `claim_id: null`."""
+        return await service(state).release_holder(code, data.holder)
 
     @put(
         "/holder-limits",

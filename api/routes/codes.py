@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import JSONBody
+from litestar.params import JSONBody, QueryParameter
 
+from pgcapacity import rules
 from pgcapacity.auth import WRITERS
 from pgcapacity.errors import ApiError
-from pgcapacity.routes.common import BEARER, BODY, DATABASE, WRITER, CodePath, errors, service
-from pgcapacity.schemas import Claim, ClaimRequest, CodeStatus
+from pgcapacity.routes.common import (
+    BEARER,
+    BODY,
+    DATABASE,
+    WRITER,
+    AfterClaim,
+    CodePath,
+    Limit,
+    errors,
+    service,
+)
+from pgcapacity.schemas import Claim, ClaimPage, ClaimRequest, CodePage, CodeStatus
+
+Search = Annotated[
+    str | None,
+    QueryParameter(max_length=rules.CODE_INPUT_MAX_LENGTH, description="part of the code"),
+]
+PoolFilter = Annotated[
+    str | None, QueryParameter(pattern=rules.POOL_PATTERN, description="only this pool")
+]
+AfterCode = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=rules.CODE_PATTERN,
+        max_length=rules.CODE_INPUT_MAX_LENGTH,
+        description="the previous page's `next`",
+    ),
+]
 
 # Why capacity.claim() refuses a claim.
 CLAIM_REFUSALS = (
@@ -25,6 +54,27 @@ CLAIM_REFUSALS = (
 class CodesController(Controller):
     path = "/v1/codes"
     tags = ["codes"]
+
+    @get(
+        "/",
+        operation_id="listCodes",
+        middleware=[WRITERS],
+        security=BEARER,
+        responses=errors("VALIDATION_ERROR", *WRITER, *DATABASE),
+        summary="List and search codes, a page at a time",
+    )
+    async def list_codes(
+        self,
+        state: State,
+        search: Search = None,
+        pool: PoolFilter = None,
+        after: AfterCode = None,
+        limit: Limit = rules.PAGE_SIZE,
+    ) -> CodePage:
+        """Codes in code order with their status (as GET /v1/codes/{code}); `search` keeps
+        the codes containing it (case-insensitive). Pass `next` as `after` for the
+        following page. Needs a token: a list of access codes is not for everyone."""
+        return await service(state).list_codes(search, pool, after, limit)
 
     @get(
         "/{code:str}",
@@ -67,3 +117,21 @@ class CodesController(Controller):
         returns the same claim with 200 and `already_held: true`, using no extra unit."""
         claim = await service(state).claim(code, data.holder, data.lock_mode)
         return Response(claim, status_code=200 if claim.already_held else 201)
+
+    @get(
+        "/{code:str}/claims",
+        operation_id="listCodeClaims",
+        middleware=[WRITERS],
+        security=BEARER,
+        responses=errors("VALIDATION_ERROR", *WRITER, "CODE_NOT_FOUND", *DATABASE),
+        summary="The active claims of a code",
+    )
+    async def list_claims(
+        self,
+        state: State,
+        code: CodePath,
+        after: AfterClaim = 0,
+        limit: Limit = rules.PAGE_SIZE,
+    ) -> ClaimPage:
+        """Active claims in claim order, without their tokens."""
+        return await service(state).list_claims(code, None, after, limit)

@@ -9,7 +9,7 @@ from uuid import UUID
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import HeaderParameter, PathParameter
+from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
 from pgcapacity import rules
 from pgcapacity.errors import CATALOG
@@ -31,6 +31,16 @@ CodePath = Annotated[
     ),
 ]
 BEARER = [{"BearerToken": []}]
+
+# Paging of the listings: `after` is the `next` of the previous page.
+Limit = Annotated[
+    int,
+    QueryParameter(ge=1, le=rules.MAX_PAGE_SIZE, description="rows per page (default 100)"),
+]
+AfterClaim = Annotated[
+    int,
+    QueryParameter(ge=0, le=2**53 - 1, description="the previous page's `next` (0: the start)"),
+]
 
 # The errors routes share, by what the route does. Every route can fail unexpectedly
 # (INTERNAL_ERROR); one that calls the database can find it unavailable.

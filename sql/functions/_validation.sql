@@ -97,3 +97,20 @@ BEGIN
     RETURN raw;
 END
 $$;
+
+-- Validates the page size of a listing: 1-1000 rows.
+CREATE OR REPLACE FUNCTION capacity._require_page_size(page_size integer)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    IF page_size IS NULL OR page_size NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: page_size must be between 1 and 1000, got %',
+                        COALESCE(page_size::text, 'null')
+            USING ERRCODE = 'CP001',
+                  DETAIL = pg_catalog.jsonb_build_object('field', 'page_size')::text,
+                  HINT = 'Ask for at most 1000 rows a page, and pass the last row''s key as after for the next.';
+    END IF;
+    RETURN page_size;
+END
+$$;

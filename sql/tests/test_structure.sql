@@ -1,6 +1,6 @@
 -- Structure: schema, tables, result types, and every public function's signature pinned.
 BEGIN;
-SELECT plan(85);
+SELECT plan(90);
 
 SELECT has_schema('capacity', 'schema capacity exists');
 SELECT tables_are('capacity', ARRAY['codes', 'holders', 'claims', 'events', 'app_roles', 'migrations',
@@ -80,6 +80,15 @@ SELECT has_function('capacity', 'grant_app_access', ARRAY['name'], 'grant_app_ac
 SELECT has_function('capacity', 'refresh_dashboard', ARRAY['boolean', 'interval'], 'refresh_dashboard(force, max_age)');
 SELECT has_function('capacity', 'publish_changes', ARRAY[]::text[], 'publish_changes()');
 SELECT has_function('capacity', 'tune_slots', ARRAY['integer', 'integer'], 'tune_slots(min_claims, slots)');
+SELECT function_returns('capacity', 'list_codes', ARRAY['text', 'text', 'text', 'integer'], 'setof capacity.code_status',
+                        'list_codes(search, pool, after, page_size) returns setof code_status');
+SELECT function_returns('capacity', 'list_claims', ARRAY['text', 'text', 'bigint', 'integer'], 'setof capacity.claim_info',
+                        'list_claims(code, holder, after, page_size) returns setof claim_info');
+SELECT function_returns('capacity', 'get_claim', ARRAY['bigint'], 'capacity.claim_info', 'get_claim(claim_id) returns claim_info');
+SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.list_codes(text,text,text,integer)'::regprocedure),
+          ARRAY['search', 'pool', 'after', 'page_size'], 'list_codes argument names');
+SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.list_claims(text,text,bigint,integer)'::regprocedure),
+          ARRAY['code', 'holder', 'after', 'page_size'], 'list_claims argument names');
 
 -- Argument names are part of the API (named-argument calls).
 SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.claim(text,text,text)'::regprocedure),

@@ -27,10 +27,15 @@ WRITES = [
     ("POST", "/v1/codes/AUTH-1/claims", {"json": {"holder": "a"}}),
     ("DELETE", "/v1/claims/1", {"headers": TOKEN}),
     ("POST", "/v1/claims/1/heartbeat", {"headers": TOKEN}),
+    ("GET", "/v1/codes", {}),
+    ("GET", "/v1/codes/AUTH-1/claims", {}),
+    ("GET", "/v1/claims", {"params": {"holder": "a"}}),
+    ("GET", "/v1/claims/1", {}),
 ]
 ADMIN_ROUTES = [
     ("POST", "/v1/admin/codes", {"json": {"codes": [{"code": "AUTH-2", "max_uses": 1}]}}),
     ("POST", "/v1/admin/codes/AUTH-1/revoke", {}),
+    ("POST", "/v1/admin/codes/AUTH-1/release", {"json": {"holder": "a"}}),
     (
         "PUT",
         "/v1/admin/holder-limits",

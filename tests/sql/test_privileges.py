@@ -37,6 +37,14 @@ def test_app_role_runs_every_operation(app):
             "SELECT usage_count FROM capacity.code_usage WHERE code = 'PRIV'"
         ).fetchone() == (1,)
         assert conn.execute("SELECT count(*) FROM capacity.holder_usage").fetchone() == (1,)
+        listed = conn.execute("SELECT code FROM capacity.list_codes(search => 'priv')").fetchall()
+        assert listed == [("PRIV",)]
+        assert conn.execute(
+            "SELECT holder FROM capacity.list_claims(code => 'PRIV')"
+        ).fetchall() == [("alice",)]
+        assert conn.execute("SELECT holder FROM capacity.get_claim(%s)", claim[:1]).fetchone() == (
+            "alice",
+        )
         assert conn.execute("SELECT released FROM capacity.release(%s, %s)", claim).fetchone() == (
             True,
         )
