@@ -134,8 +134,15 @@ class Server:
         return [pid for pid in _embedded_users(self.datadir) if pid != os.getpid()]
 
 
-def start_local(bindir: Path, datadir: Path | None = None, *, durable: bool = False) -> Server:
-    """initdb (if needed) and start a private cluster on a free TCP port."""
+def start_local(
+    bindir: Path,
+    datadir: Path | None = None,
+    *,
+    durable: bool = False,
+    settings: dict[str, str] | None = None,
+) -> Server:
+    """initdb (if needed) and start a private cluster on a free TCP port; `settings` adds
+    or overrides server settings (shared_preload_libraries, ...)."""
     user = service_user()
     temporary = datadir is None
     base = Path(tempfile.mkdtemp(prefix="pgcapacity-pg-")) if temporary else datadir.parent
@@ -167,8 +174,8 @@ def start_local(bindir: Path, datadir: Path | None = None, *, durable: bool = Fa
             **run_as,
         )
     port = free_port()
-    settings = SERVER_SETTINGS | ({} if durable else TEST_ONLY_SETTINGS)
-    opts = " ".join(f"-c {k}={v}" for k, v in settings.items())
+    chosen = SERVER_SETTINGS | ({} if durable else TEST_ONLY_SETTINGS) | (settings or {})
+    opts = " ".join(f"-c {k}={v}" for k, v in chosen.items())
     log = base / "server.log"
     try:
         _run(

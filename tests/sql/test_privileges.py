@@ -69,6 +69,8 @@ def test_app_role_runs_every_operation(app):
         "SELECT capacity._lock_code(1, 'wait')",
         "SELECT capacity._end_claim(NULL::capacity.claims, 'released')",
         "SELECT capacity.grant_app_access(current_user)",
+        "SELECT capacity.schedule_maintenance()",
+        "SELECT capacity.unschedule_maintenance()",
     ],
 )
 def test_app_role_cannot_touch_tables_or_private_functions(app, statement):
