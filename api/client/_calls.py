@@ -1,0 +1,101 @@
+"""What the sync and the async client share: the SQL they send, the rows they get back,
+and the retry policy for LOCK_CONTENDED."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+
+@dataclass
+class Claim:
+    """A unit of a code held by a holder (capacity.claim()'s result). With the sync client
+    it is also a context manager: `with cap.claim(code, holder) as claim:` heartbeats in
+    the background while the block runs and releases the claim when it ends."""
+
+    claim_id: int
+    token: UUID
+    code: str
+    holder: str
+    usage_count: int
+    max_uses: int
+    remaining: int
+    already_held: bool
+    claimed_at: datetime
+    _holding: Any = field(default=None, compare=False, repr=False)
+
+    def __enter__(self) -> Claim:
+        if self._holding is None:
+            raise TypeError("only a claim made by pgcapacity.client.Capacity can be held")
+        self._holding.start(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._holding.stop(self)
+
+
+@dataclass(frozen=True)
+class Release:
+    """capacity.release()'s result: `released` is false when the claim had already ended."""
+
+    claim_id: int | None
+    code: str
+    holder: str
+    released: bool
+    usage_count: int
+    remaining: int
+
+
+@dataclass(frozen=True)
+class CodeStatus:
+    """capacity.check()'s result; `reason` is the error a claim would get now."""
+
+    code: str
+    found: bool
+    pool: str | None
+    is_active: bool | None
+    expires_at: datetime | None
+    usage_count: int | None
+    max_uses: int | None
+    remaining: int | None
+    can_claim: bool
+    reason: str | None
+
+
+def _columns(cls) -> str:
+    return ", ".join(f.name for f in fields(cls) if not f.name.startswith("_"))
+
+
+CLAIM = f"SELECT {_columns(Claim)} FROM capacity.claim(%s, %s)"
+CLAIM_WITH_MODE = f"SELECT {_columns(Claim)} FROM capacity.claim(%s, %s, %s)"
+RELEASE = f"SELECT {_columns(Release)} FROM capacity.release(%s::bigint, %s::uuid)"
+RELEASE_HOLDER = f"SELECT {_columns(Release)} FROM capacity.release(%s::text, %s::text)"
+HEARTBEAT = "SELECT capacity.heartbeat(%s::bigint, %s::uuid)"
+CHECK = f"SELECT {_columns(CodeStatus)} FROM capacity.check(%s)"
+USAGE = f"SELECT {_columns(CodeStatus)} FROM capacity.usage_batch(%s)"
+
+
+def claim_query(code: str, holder: str, lock_mode: str | None) -> tuple[str, tuple]:
+    if lock_mode is None:
+        return CLAIM, (code, holder)
+    return CLAIM_WITH_MODE, (code, holder, lock_mode)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How LOCK_CONTENDED is retried: up to `attempts` tries in all, waiting a random time
+    between 0 and base * 2**n seconds (capped at `cap`) before the n-th retry ("full
+    jitter": contenders that failed together do not come back together)."""
+
+    attempts: int = 5
+    base: float = 0.05
+    cap: float = 2.0
+
+    def delay(self, retry: int) -> float:
+        return random.uniform(0, min(self.cap, self.base * 2**retry))
+
+
+DEFAULT_RETRY = Retry()
