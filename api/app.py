@@ -57,7 +57,7 @@ def create_app(settings: Settings) -> Litestar:
     tuning = settings.hot_claims_per_min != 0
     background = [listener, publisher, refresher]
     background += ([tuner] if tuning else []) + ([expirer] if settings.expire_idle else [])
-    metrics = Metrics(cache, pool)
+    metrics = Metrics(cache, pool, expirer if settings.expire_idle else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import psycopg
 
@@ -76,12 +77,14 @@ class Periodic:
         self.call = call
         self.interval = interval_ms / 1000
         self.last_result: dict | None = None
+        self.last_success: float | None = None  # Unix time of the last call that succeeded
         self.failures = 0
 
     async def run(self) -> None:
         while True:
             try:
                 self.last_result = await self.call()
+                self.last_success = time.time()
             except Exception as err:  # keep going after a transient failure
                 self.failures += 1
                 log.warning("%s failed: %s", self.name, err)

