@@ -76,3 +76,14 @@ fi
 
 # The product with its test tools and, beside it, the benchmark's own package (bench/).
 python_env test -e ".[dev]" -e ./bench
+
+# The Node.js client's dependencies (pg, and typescript for its type check), from its lock.
+node_stamp="clients/node/node_modules/.installed-$(sha256sum clients/node/package-lock.json | cut -c1-16)"
+if [ ! -f "$node_stamp" ]; then
+    if command -v npm >/dev/null; then
+        (cd clients/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        touch "$node_stamp"
+    else
+        echo "setup: WARNING: npm is missing (the Node.js client's tests will fail)" >&2
+    fi
+fi
