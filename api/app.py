@@ -15,6 +15,7 @@ from litestar.openapi.spec import Components, OpenAPIType, Schema, SecuritySchem
 from prometheus_client import multiprocess
 
 from pgcapacity import __version__, rules, schemas
+from pgcapacity.activity import ActivitySeries
 from pgcapacity.background import Listener, Periodic, running
 from pgcapacity.cache import ResultCache
 from pgcapacity.db import make_pool
@@ -24,8 +25,9 @@ from pgcapacity.routes.admin import AdminController
 from pgcapacity.routes.claims import ClaimsController
 from pgcapacity.routes.codes import CodesController
 from pgcapacity.routes.docs import docs_assets, swagger_page
-from pgcapacity.routes.ops import HealthController, MetricsController, home
-from pgcapacity.routes.reads import DashboardController, UsageController
+from pgcapacity.routes.ops import HealthController, MetricsController, home, whoami
+from pgcapacity.routes.reads import ActivityController, DashboardController, UsageController
+from pgcapacity.routes.ui import ui_routes
 from pgcapacity.service import Capacity
 from pgcapacity.settings import Settings
 
@@ -84,6 +86,7 @@ def create_app(settings: Settings) -> Litestar:
             "pool": pool,
             "cache": cache,
             "service": service,
+            "activity": ActivitySeries(pool),
             "listener": listener,
             "refresher": refresher,
             "publisher": publisher,
@@ -99,11 +102,14 @@ def create_app(settings: Settings) -> Litestar:
             ClaimsController,
             UsageController,
             DashboardController,
+            ActivityController,
             AdminController,
             HealthController,
             MetricsController,
             home,
+            whoami,
             docs_assets(),
+            *ui_routes(),
         ],
         state=state,
         lifespan=[lifespan],

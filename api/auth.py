@@ -68,6 +68,24 @@ def require_admin(settings: Settings, token: str | None) -> None:
     raise ApiError("UNAUTHORIZED", "the bearer token is not valid")
 
 
+def role_of(settings: Settings, token: str | None) -> dict:
+    """What `token` may do: its role (admin, client or anonymous) and whether it may write
+    and use the admin endpoints. Raises UNAUTHORIZED for a token that is not valid."""
+    if token is None:
+        role = "anonymous"
+    elif settings.admin_token and _matches(token, [settings.admin_token]):
+        role = "admin"
+    elif _matches(token, settings.client_tokens):
+        role = "client"
+    else:
+        raise ApiError("UNAUTHORIZED", "the bearer token is not valid")
+    return {
+        "role": role,
+        "can_write": role != "anonymous" or not settings.auth,
+        "can_admin": role == "admin",
+    }
+
+
 class TokenAuth:
     """Route middleware letting a request through when `require(settings, token)` passes,
     else answering with its error (a plain ASGI wrapper: ASGIMiddleware's per-request scope

@@ -223,6 +223,8 @@ def handle_exception(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         error = ApiError("INTERNAL_ERROR", "unexpected error; nothing was changed")
     request.state.error_name = error.name
+    if isinstance(pool := error.details.get("pool"), str):
+        request.state.error_pool = pool  # refusals per pool (metrics, the web dashboard)
     return render(error, catalog)
 
 

@@ -40,15 +40,26 @@ class _Bucket:
     max_in_flight: int = 0
     in_flight_sum: int = 0
     bins: list[int] = field(default_factory=lambda: [0] * (len(EDGES_MS) + 1))
+    # Answers with a catalog error below 500 (a full code, a holder at its limit, bad
+    # input, ...) by (error name, pool when the error names one).
+    refusals: dict[tuple[str, str | None], int] = field(default_factory=dict)
 
 
 class PerformanceWindows:
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock=time.monotonic, wall_clock=time.time):
         self._clock = clock
+        self._wall_clock = wall_clock
         self._buckets: dict[str, dict[int, _Bucket]] = defaultdict(dict)
         self.in_flight = 0
 
-    def record(self, operation: str, ms: float, ok: bool, in_flight: int) -> None:
+    def record(
+        self,
+        operation: str,
+        ms: float,
+        ok: bool,
+        in_flight: int,
+        refusal: tuple[str, str | None] | None = None,
+    ) -> None:
         slot = int(self._clock() // BUCKET_SECONDS)
         buckets = self._buckets[operation]
         b = buckets.get(slot)
@@ -62,6 +73,8 @@ class PerformanceWindows:
         b.max_in_flight = max(b.max_in_flight, in_flight)
         b.in_flight_sum += in_flight
         b.bins[bisect.bisect_left(EDGES_MS, ms)] += 1
+        if refusal is not None:
+            b.refusals[refusal] = b.refusals.get(refusal, 0) + 1
 
     def reset(self) -> None:
         self._buckets.clear()
@@ -100,6 +113,53 @@ class PerformanceWindows:
 
     def operations(self) -> list[str]:
         return sorted(self._buckets)
+
+    def history(self, seconds: int = HORIZON_SECONDS, step: int = 60) -> dict:
+        """Per operation, one point per `step` seconds of the last `seconds`, oldest first:
+        when it began (Unix time), requests, error rate (answers of 500 and above),
+        p50/p99 and refusals by error name. Steps without requests are left out."""
+        per_step = step // BUCKET_SECONDS
+        now_slot = int(self._clock() // BUCKET_SECONDS)
+        first = now_slot - seconds // BUCKET_SECONDS + 1
+        offset = self._wall_clock() - self._clock()  # monotonic -> Unix time
+        operations = {}
+        for op in self.operations():
+            steps: dict[int, list[_Bucket]] = defaultdict(list)
+            for slot, b in self._buckets[op].items():
+                if slot >= first:
+                    steps[slot // per_step].append(b)
+            operations[op] = [self._point(n * step + offset, steps[n]) for n in sorted(steps)]
+        return {"step_seconds": step, "operations": operations}
+
+    def _point(self, at: float, picked: list[_Bucket]) -> dict:
+        count = sum(b.count for b in picked)
+        bins = [sum(col) for col in zip(*(b.bins for b in picked), strict=False)]
+        refusals: dict[str, int] = defaultdict(int)
+        for b in picked:
+            for (name, _), n in b.refusals.items():
+                refusals[name] += n
+        return {
+            "at": round(at, 3),
+            "requests": count,
+            "error_rate": round(sum(b.failures for b in picked) / count, 4) if count else None,
+            "p50_ms": self._percentile(bins, count, 0.50),
+            "p99_ms": self._percentile(bins, count, 0.99),
+            "refusals": dict(refusals),
+        }
+
+    def refusals(self, seconds: int = HORIZON_SECONDS) -> list[dict]:
+        """Refusals of the last `seconds` by operation, error name and pool, most first."""
+        first = int(self._clock() // BUCKET_SECONDS) - seconds // BUCKET_SECONDS + 1
+        totals: dict[tuple, int] = defaultdict(int)
+        for op, buckets in self._buckets.items():
+            for slot, b in buckets.items():
+                if slot >= first:
+                    for (name, pool), n in b.refusals.items():
+                        totals[(op, name, pool)] += n
+        return [
+            {"operation": op, "error": name, "pool": pool, "count": n}
+            for (op, name, pool), n in sorted(totals.items(), key=lambda kv: -kv[1])
+        ]
 
 
 def multiprocess_dir() -> str | None:
@@ -298,6 +358,8 @@ class MetricsMiddleware:
             handler = scope.get("route_handler")
             operation = getattr(handler, "operation_id", None)
             if isinstance(operation, str) and route.startswith("/v1/"):
-                error = scope.get("state", {}).get("error_name")
+                state = scope.get("state", {})
+                error = state.get("error_name")
                 metrics.count(operation, error or "ok")
-                windows.record(operation, elapsed * 1000, status < 500, in_flight)
+                refusal = (error, state.get("error_pool")) if error and status < 500 else None
+                windows.record(operation, elapsed * 1000, status < 500, in_flight, refusal)

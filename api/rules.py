@@ -19,6 +19,12 @@ CODE_PATTERN: Final = rf"^[ \t\r\n]*[A-Za-z0-9_-]{{1,{CODE_MAX_LENGTH}}}[ \t\r\n
 CODE_INPUT_MAX_LENGTH: Final = 200  # with the whitespace the database trims
 CODE_RULE: Final = f"1-{CODE_MAX_LENGTH} of A-Z 0-9 _ - (trimmed, case-insensitive)"
 
+
+def normalise_code(raw: str) -> str:
+    """A code's canonical form, as capacity._normalise_code() makes it."""
+    return raw.strip(" \t\r\n").upper()
+
+
 # A holder: 1-256 characters, not only whitespace, no control characters.
 HOLDER_MAX_LENGTH: Final = 256
 HOLDER_PATTERN: Final = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"

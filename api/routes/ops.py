@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 import psycopg
-from litestar import Controller, Response, get, head
+from litestar import Controller, Request, Response, get, head
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Redirect
@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from psycopg_pool import PoolTimeout
 
 from pgcapacity import __version__
+from pgcapacity.auth import presented_token, role_of
 from pgcapacity.db import fetch_one
 from pgcapacity.metrics import WINDOWS
 from pgcapacity.routes.common import ANY_ROUTE, errors
@@ -80,6 +81,20 @@ def _ready(db: dict) -> bool:
 async def home() -> Redirect:
     """The API's root points to its documentation."""
     return Redirect("/docs")
+
+
+@get(
+    "/v1/whoami",
+    operation_id="whoami",
+    tags=["health"],
+    security=[{"BearerToken": []}, {}],
+    responses=errors("UNAUTHORIZED", *ANY_ROUTE),
+    summary="What the presented token may do",
+)
+async def whoami(request: Request, state: State) -> dict:
+    """`role` (admin, client or anonymous without a token), `can_write`, `can_admin`; a
+    token that is not valid answers 401. The web dashboard checks its login with it."""
+    return role_of(state.settings, presented_token(request.scope))
 
 
 class HealthController(Controller):
@@ -190,6 +205,20 @@ class MetricsController(Controller):
         except (psycopg.Error, PoolTimeout) as err:  # the other figures are still worth a scrape
             log.warning("metrics: the dashboard could not be read (%s)", err)
         return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @get(
+        "/v1/performance/history",
+        operation_id="performanceHistory",
+        responses=errors(*ANY_ROUTE),
+        summary="Latency, errors and refusals per minute",
+    )
+    async def performance_history(self, state: State) -> dict:
+        """The last hour of this process's requests per operation, one point a minute
+        (minutes without requests left out): `at` (Unix time), requests, error rate
+        (answers of 500 and above), p50/p99 and refusals by error name; and the hour's
+        refusals by operation, error name and pool (the pool when the error names one)."""
+        windows = state.metrics.windows
+        return windows.history() | {"refusals": windows.refusals()}
 
     @get(
         "/v1/performance",

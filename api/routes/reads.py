@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from litestar import Controller, get, post
 from litestar.datastructures import State
-from litestar.params import JSONBody
+from litestar.params import JSONBody, QueryParameter
 
 from pgcapacity import rules
-from pgcapacity.routes.common import BODY, DATABASE, errors, service
-from pgcapacity.schemas import Dashboard, Usage, UsageRequest
+from pgcapacity.auth import WRITERS
+from pgcapacity.routes.common import (
+    BEARER,
+    BODY,
+    DATABASE,
+    WRITER,
+    CodeFilter,
+    PoolFilter,
+    errors,
+    service,
+)
+from pgcapacity.schemas import Activity, Dashboard, Usage, UsageRequest
+
+Window = Annotated[
+    Literal["1h", "1d"],
+    QueryParameter(
+        description="the last hour in 1-minute buckets, or the last day in 10-minute ones"
+    ),
+]
 
 
 class UsageController(Controller):
@@ -38,3 +57,30 @@ class DashboardController(Controller):
         claims and expiries in the last hour, per pool. Refreshed by the running API within
         about PGCAPACITY_DASHBOARD_REFRESH_MS of a write (`refreshed_at` says when)."""
         return await service(state).dashboard()
+
+
+class ActivityController(Controller):
+    path = "/v1/activity"
+    tags = ["dashboard"]
+
+    @get(
+        "/",
+        operation_id="activity",
+        middleware=[WRITERS],
+        security=BEARER,
+        responses=errors("VALIDATION_ERROR", "CODE_NOT_FOUND", *WRITER, *DATABASE),
+        summary="Claims, releases, expiries, revokes and units in use over time",
+    )
+    async def activity(
+        self,
+        state: State,
+        window: Window = "1h",
+        code: CodeFilter = None,
+        pool: PoolFilter = None,
+    ) -> Activity:
+        """From the event log (capacity.activity), for one code, one pool or every code:
+        per bucket the events that committed in it and the units in use at its end, oldest
+        first. Ended buckets are kept by the API, so polling reads only the newest ones."""
+        if code is not None:
+            code = rules.normalise_code(code)
+        return await state.activity.read(window, code, pool)

@@ -123,7 +123,7 @@ BEGIN
         RETURN;  -- the common case: no error detail to build
     END IF;
     v_detail := pg_catalog.jsonb_build_object(
-        'code', c.code, 'usage_count', c.usage_count, 'max_uses', c.max_uses,
+        'code', c.code, 'pool', c.pool, 'usage_count', c.usage_count, 'max_uses', c.max_uses,
         'is_active', c.is_active, 'expires_at', c.expires_at)::text;
     CASE v_blocker
     WHEN 'CODE_INACTIVE' THEN
@@ -369,7 +369,8 @@ BEGIN
     IF v_slot_id IS NULL THEN
         RAISE EXCEPTION 'CODE_FULL: code % has no free unit (units freed meanwhile were taken)', c.code
             USING ERRCODE = 'CP005',
-                  DETAIL = pg_catalog.jsonb_build_object('code', c.code, 'usage_count', c.usage_count,
+                  DETAIL = pg_catalog.jsonb_build_object('code', c.code, 'pool', c.pool,
+                                                         'usage_count', c.usage_count,
                                                          'max_uses', c.max_uses)::text,
                   HINT = 'Retry after a claim is released or expired.';
     END IF;

@@ -31,6 +31,7 @@ WRITES = [
     ("GET", "/v1/codes/AUTH-1/claims", {}),
     ("GET", "/v1/claims", {"params": {"holder": "a"}}),
     ("GET", "/v1/claims/1", {}),
+    ("GET", "/v1/activity", {}),
 ]
 ADMIN_ROUTES = [
     ("POST", "/v1/admin/codes", {"json": {"codes": [{"code": "AUTH-2", "max_uses": 1}]}}),
