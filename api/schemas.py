@@ -39,6 +39,8 @@ class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class ClaimRequest(Request):
     holder: Holder
     lock_mode: LockMode | None = None
+    # Taken all at once or not at all (a group booking); a repeat returns the claim held.
+    units: Annotated[int, msgspec.Meta(ge=1, le=rules.MAX_INTEGER)] = 1
 
 
 class UsageRequest(Request):
@@ -89,6 +91,7 @@ class Claim(msgspec.Struct):
     remaining: int
     already_held: bool
     claimed_at: datetime
+    units: int
 
 
 class Release(msgspec.Struct):
@@ -140,6 +143,7 @@ class ClaimInfo(msgspec.Struct):
     last_seen_at: datetime
     released_at: datetime | None
     end_reason: Literal["released", "expired", "revoked"] | None
+    units: int
 
 
 class ClaimPage(msgspec.Struct):

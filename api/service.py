@@ -31,7 +31,7 @@ def _columns(struct) -> str:
 
 STATUS_COLUMNS = _columns(schemas.CodeStatus)
 CLAIM_INFO_COLUMNS = _columns(schemas.ClaimInfo)
-CLAIM = f"SELECT {_columns(schemas.Claim)} FROM capacity.claim"
+CLAIM_COLUMNS = _columns(schemas.Claim)
 RELEASE = f"SELECT {_columns(schemas.Release)} FROM capacity.release"
 AS_STATUS, AS_CLAIM, AS_RELEASE, AS_CLAIM_INFO = (
     args_row(struct)
@@ -46,14 +46,18 @@ class Capacity:
         self.lock_mode = lock_mode
         self._loading: dict = {}  # key -> (ticket, future of the value) of loads under way
 
-    async def claim(self, code: str, holder: str, lock_mode: str | None) -> schemas.Claim:
-        mode = lock_mode or self.lock_mode
-        if mode is None:
-            claim = await fetch_one(self.pool, f"{CLAIM}(%s, %s)", (code, holder), AS_CLAIM)
-        else:
-            claim = await fetch_one(
-                self.pool, f"{CLAIM}(%s, %s, %s)", (code, holder, mode), AS_CLAIM
-            )
+    async def claim(
+        self, code: str, holder: str, lock_mode: str | None, units: int = 1
+    ) -> schemas.Claim:
+        query, params = named_call(
+            "claim",
+            columns=CLAIM_COLUMNS,
+            code=code,
+            holder=holder,
+            lock_mode=lock_mode or self.lock_mode,
+            units=None if units == 1 else units,  # the SQL default; one statement less to prepare
+        )
+        claim = await fetch_one(self.pool, query, params, AS_CLAIM)
         if not claim.already_held:
             self.cache.invalidate([claim.code])
         return claim

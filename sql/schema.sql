@@ -71,7 +71,8 @@ CREATE TYPE capacity.claim_info AS (
 	claimed_at timestamp with time zone,
 	last_seen_at timestamp with time zone,
 	released_at timestamp with time zone,
-	end_reason capacity.end_reason
+	end_reason capacity.end_reason,
+	units integer
 );
 
 
@@ -95,7 +96,8 @@ CREATE TYPE capacity.claim_result AS (
 	max_uses integer,
 	remaining integer,
 	already_held boolean,
-	claimed_at timestamp with time zone
+	claimed_at timestamp with time zone,
+	units integer
 );
 
 
@@ -219,10 +221,51 @@ $$;
 
 
 --
--- Name: _claim_from_slot(capacity.codes, text, text); Type: FUNCTION; Schema: capacity; Owner: -
+-- Name: _claim_across_slots(capacity.codes, text, text, integer); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
-CREATE FUNCTION capacity._claim_from_slot(c capacity.codes, p_holder text, p_mode text) RETURNS capacity.claim_result
+CREATE FUNCTION capacity._claim_across_slots(c capacity.codes, p_holder text, p_mode text, p_units integer) RETURNS capacity.claim_result
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    cl capacity.claims;
+BEGIN
+    c := capacity._lock_code(c.code_id, p_mode);
+    IF c.slots = 0 THEN
+        RETURN NULL;
+    END IF;
+    PERFORM 1 FROM capacity.code_slots AS s WHERE s.code_id = c.code_id ORDER BY s.slot FOR NO KEY UPDATE;
+    SELECT * INTO cl FROM capacity.claims AS k
+     WHERE k.code_id = c.code_id AND k.holder = p_holder AND k.released_at IS NULL;
+    IF FOUND THEN
+        RETURN capacity._claim_result(capacity._with_total_usage(c), cl, true);
+    END IF;
+    PERFORM capacity._raise_if_blocked(capacity._with_total_usage(c), p_units);
+    WITH room AS (
+        SELECT s.slot_id, s.cap - s.used AS free,
+               sum(s.cap - s.used) OVER (ORDER BY s.slot) - (s.cap - s.used) AS before
+          FROM capacity.code_slots AS s
+         WHERE s.code_id = c.code_id AND s.used < s.cap
+    )
+    UPDATE capacity.code_slots AS s SET cap = s.cap - LEAST(r.free, p_units - r.before)
+      FROM room AS r
+     WHERE s.slot_id = r.slot_id AND r.before < p_units;
+    UPDATE capacity.codes AS k SET usage_count = k.usage_count + p_units
+     WHERE k.code_id = c.code_id
+    RETURNING * INTO c;
+    INSERT INTO capacity.claims AS k (code_id, pool, holder, units)
+    VALUES (c.code_id, c.pool, p_holder, p_units)
+    RETURNING * INTO cl;  -- no conflict: another claim of this holder needs a row that is ours
+    RETURN capacity._finish_claim(capacity._with_total_usage(c), cl);
+END
+$$;
+
+
+--
+-- Name: _claim_from_slot(capacity.codes, text, text, integer); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._claim_from_slot(c capacity.codes, p_holder text, p_mode text, p_units integer) RETURNS capacity.claim_result
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -230,45 +273,47 @@ DECLARE
     cl        capacity.claims;
 BEGIN
     FOR attempt IN 1..3 LOOP
-        v_slot_id := capacity._take_slot(c, p_mode);
+        v_slot_id := capacity._take_slot(c, p_mode, p_units);
         IF v_slot_id = -1 THEN
             RETURN NULL;
+        ELSIF v_slot_id = -2 THEN
+            RETURN capacity._claim_across_slots(c, p_holder, p_mode, p_units);
         END IF;
-        -- A fresh look now that we hold a unit (or saw every slot full): a revoke or a
+        -- A fresh look now that we hold the units (or saw too few free): a revoke or a
         -- deactivation that committed meanwhile wins, as it would on a plain code.
         SELECT * INTO STRICT c FROM capacity.codes AS k WHERE k.code_id = c.code_id;
         IF v_slot_id IS NOT NULL THEN
             IF capacity._blocker(c) IN ('CODE_INACTIVE', 'CODE_EXPIRED') THEN
-                PERFORM capacity._raise_if_blocked(c);
+                PERFORM capacity._raise_if_blocked(c, p_units);
             END IF;
             EXIT;
         END IF;
         c := capacity._with_total_usage(c);
-        PERFORM capacity._raise_if_blocked(c);  -- full (or inactive, expired) now
+        PERFORM capacity._raise_if_blocked(c, p_units);  -- full (or inactive, expired) now
         -- A unit was freed between the look at the slots and this one: try again.
     END LOOP;
     IF v_slot_id IS NULL THEN
-        RAISE EXCEPTION 'CODE_FULL: code % has no free unit (units freed meanwhile were taken)', c.code
+        RAISE EXCEPTION 'CODE_FULL: code % has no % free units (units freed meanwhile were taken)', c.code, p_units
             USING ERRCODE = 'CP005',
                   DETAIL = pg_catalog.jsonb_build_object('code', c.code, 'pool', c.pool,
                                                          'usage_count', c.usage_count,
-                                                         'max_uses', c.max_uses)::text,
+                                                         'max_uses', c.max_uses, 'units', p_units)::text,
                   HINT = 'Retry after a claim is released or expired.';
     END IF;
 
     LOOP
-        INSERT INTO capacity.claims AS k (code_id, pool, holder, slot_id)
-        VALUES (c.code_id, c.pool, p_holder, v_slot_id)
+        INSERT INTO capacity.claims AS k (code_id, pool, holder, slot_id, units)
+        VALUES (c.code_id, c.pool, p_holder, v_slot_id, p_units)
         ON CONFLICT (code_id, holder) WHERE released_at IS NULL DO NOTHING
         RETURNING * INTO cl;
         EXIT WHEN FOUND;
         -- The same holder's concurrent claim committed first: that is the claim, and the
-        -- unit goes back. Its release takes its own slot, not ours, so it may have ended
-        -- meanwhile: then the unit is still ours and the insert is tried again.
+        -- units go back. Its release takes its own slot, not ours, so it may have ended
+        -- meanwhile: then the units are still ours and the insert is tried again.
         SELECT * INTO cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = p_holder AND k.released_at IS NULL;
         IF FOUND THEN
-            UPDATE capacity.code_slots AS s SET used = s.used - 1 WHERE s.slot_id = v_slot_id;
+            UPDATE capacity.code_slots AS s SET used = s.used - p_units WHERE s.slot_id = v_slot_id;
             c := capacity._with_total_usage(c);
             RETURN capacity._claim_result(c, cl, true);
         END IF;
@@ -294,7 +339,9 @@ CREATE TABLE capacity.claims (
     released_at timestamp with time zone,
     end_reason capacity.end_reason,
     slot_id bigint,
-    CONSTRAINT claims_end_consistent CHECK (((released_at IS NULL) = (end_reason IS NULL)))
+    units integer DEFAULT 1 NOT NULL,
+    CONSTRAINT claims_end_consistent CHECK (((released_at IS NULL) = (end_reason IS NULL))),
+    CONSTRAINT claims_units_positive CHECK ((units >= 1))
 )
 WITH (fillfactor='90');
 
@@ -314,6 +361,13 @@ COMMENT ON COLUMN capacity.claims.slot_id IS 'The code_slots row this claim hold
 
 
 --
+-- Name: COLUMN claims.units; Type: COMMENT; Schema: capacity; Owner: -
+--
+
+COMMENT ON COLUMN capacity.claims.units IS 'Units of the code this claim holds (at least 1).';
+
+
+--
 -- Name: _claim_result(capacity.codes, capacity.claims, boolean); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
@@ -321,7 +375,8 @@ CREATE FUNCTION capacity._claim_result(c capacity.codes, cl capacity.claims, p_a
     LANGUAGE sql IMMUTABLE
     AS $$
     SELECT ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
-               c.max_uses - c.usage_count, p_already_held, cl.claimed_at)::capacity.claim_result
+               c.max_uses - c.usage_count, p_already_held, cl.claimed_at,
+               cl.units)::capacity.claim_result
 $$;
 
 
@@ -495,18 +550,18 @@ DECLARE
     c       capacity.codes;
     ended   capacity.claims;
     v_slot  bigint;
-    v_taken boolean := false;  -- a unit was taken from the code row
+    v_taken boolean := false;  -- the units were taken from the code row
 BEGIN
     IF cl.slot_id IS NOT NULL THEN
         -- No row when the code was re-sliced or made plain: the claim is then counted in
-        -- the code row. (used = 0: nothing to take, the claim has ended.)
-        UPDATE capacity.code_slots AS s SET used = s.used - 1
-         WHERE s.slot_id = cl.slot_id AND s.used > 0
+        -- the code row. (Fewer used: nothing to take, the claim has ended.)
+        UPDATE capacity.code_slots AS s SET used = s.used - cl.units
+         WHERE s.slot_id = cl.slot_id AND s.used >= cl.units
         RETURNING s.slot_id INTO v_slot;
     END IF;
     IF v_slot IS NULL THEN
-        UPDATE capacity.codes AS k SET usage_count = k.usage_count - 1
-         WHERE k.code_id = cl.code_id AND k.usage_count > 0
+        UPDATE capacity.codes AS k SET usage_count = k.usage_count - cl.units
+         WHERE k.code_id = cl.code_id AND k.usage_count >= cl.units
         RETURNING * INTO c;
         v_taken := FOUND;
         IF NOT v_taken THEN  -- nothing counted in the row: lock it to look at the claim
@@ -520,10 +575,10 @@ BEGIN
     IF NOT FOUND THEN
         -- A concurrent call ended it first: put back what was taken above.
         IF v_slot IS NOT NULL THEN
-            UPDATE capacity.code_slots AS s SET used = s.used + 1 WHERE s.slot_id = v_slot;
+            UPDATE capacity.code_slots AS s SET used = s.used + cl.units WHERE s.slot_id = v_slot;
             SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = cl.code_id;
         ELSIF v_taken THEN
-            UPDATE capacity.codes AS k SET usage_count = k.usage_count + 1
+            UPDATE capacity.codes AS k SET usage_count = k.usage_count + cl.units
              WHERE k.code_id = cl.code_id
             RETURNING * INTO c;
         END IF;
@@ -536,7 +591,7 @@ BEGIN
     IF v_slot IS NOT NULL THEN
         SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = cl.code_id;
     ELSIF v_taken AND c.slots > 0 THEN
-        PERFORM capacity._return_base_units(c.code_id, 1);
+        PERFORM capacity._return_base_units(c.code_id, cl.units);
     END IF;
     -- Only a limited holder has a counter (the shared lock: see _finish_claim).
     PERFORM capacity._lock_holder_shared(ended.pool, ended.holder);
@@ -544,9 +599,9 @@ BEGIN
      WHERE pool = ended.pool AND holder = ended.holder;
     c := capacity._with_total_usage(c);
     -- Plain statements, not _log(): this runs on every release.
-    INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
+    INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after, units)
     VALUES (p_reason::text::capacity.event_kind, c.code_id, c.code, c.pool, ended.holder,
-            ended.claim_id, c.usage_count);
+            ended.claim_id, c.usage_count, ended.units);
     INSERT INTO capacity.pending_changes (codes) VALUES (ARRAY[c.code]);
     RETURN ROW(cl.claim_id, c.code, cl.holder, true, c.usage_count,
                c.max_uses - c.usage_count)::capacity.release_result;
@@ -577,8 +632,8 @@ BEGIN
             PERFORM capacity._raise_holder_limit(cl.pool, cl.holder, v_limit);
         END IF;
     END IF;
-    INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
-    VALUES ('claimed', c.code_id, c.code, c.pool, cl.holder, cl.claim_id, c.usage_count);
+    INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after, units)
+    VALUES ('claimed', c.code_id, c.code, c.pool, cl.holder, cl.claim_id, c.usage_count, cl.units);
     INSERT INTO capacity.pending_changes (codes, pool, claims) VALUES (ARRAY[c.code], c.pool, 1);
     RETURN capacity._claim_result(c, cl, false);
 END
@@ -615,7 +670,7 @@ CREATE FUNCTION capacity._invariant_violations() RETURNS TABLE(rule text, subjec
                c.usage_count + CASE WHEN c.slots > 0 THEN
                    (SELECT COALESCE(sum(s.used), 0) FROM capacity.code_slots AS s
                      WHERE s.code_id = c.code_id) ELSE 0 END AS usage,
-               (SELECT count(*) FROM capacity.claims AS cl
+               (SELECT COALESCE(sum(cl.units), 0) FROM capacity.claims AS cl
                  WHERE cl.code_id = c.code_id AND cl.released_at IS NULL) AS active
           FROM capacity.codes AS c
     )
@@ -632,12 +687,12 @@ CREATE FUNCTION capacity._invariant_violations() RETURNS TABLE(rule text, subjec
        AND u.usage_count + (SELECT COALESCE(sum(s.cap), 0) FROM capacity.code_slots AS s
                              WHERE s.code_id = u.code_id) <> u.max_uses
     UNION ALL
-    SELECT 'slot_counts_its_claims', u.code || ' slot ' || s.slot, count(cl.claim_id), s.used
+    SELECT 'slot_counts_its_claims', u.code || ' slot ' || s.slot, COALESCE(sum(cl.units), 0), s.used
       FROM capacity.code_slots AS s
       JOIN code_usage AS u ON u.code_id = s.code_id
       LEFT JOIN capacity.claims AS cl ON cl.slot_id = s.slot_id AND cl.released_at IS NULL
      GROUP BY u.code, s.slot, s.used
-    HAVING s.used <> count(cl.claim_id)
+    HAVING s.used <> COALESCE(sum(cl.units), 0)
     UNION ALL
     SELECT 'holder_counts_its_claims', h.pool || '/' || h.holder, count(cl.claim_id), h.active_claims
       FROM capacity.holders AS h
@@ -782,6 +837,21 @@ $$;
 
 
 --
+-- Name: _raise_bad_units(integer); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._raise_bad_units(p_units integer) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'VALIDATION_ERROR: units must be at least 1, got %', COALESCE(p_units::text, 'null')
+        USING ERRCODE = 'CP001', DETAIL = pg_catalog.jsonb_build_object('field', 'units')::text,
+              HINT = 'Claim 1 unit (the default) or more, at most the code''s max_uses.';
+END
+$$;
+
+
+--
 -- Name: _raise_capacity_below_usage(text, integer, integer); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
@@ -832,14 +902,16 @@ $$;
 
 
 --
--- Name: _raise_if_blocked(capacity.codes); Type: FUNCTION; Schema: capacity; Owner: -
+-- Name: _raise_if_blocked(capacity.codes, integer); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
-CREATE FUNCTION capacity._raise_if_blocked(c capacity.codes) RETURNS void
+CREATE FUNCTION capacity._raise_if_blocked(c capacity.codes, p_units integer) RETURNS void
     LANGUAGE plpgsql STABLE
     AS $$
 DECLARE
-    v_blocker text := capacity._blocker(c);
+    -- Full: fewer than p_units free (compared without overflowing for huge p_units).
+    v_blocker text := COALESCE(capacity._blocker(c),
+                               CASE WHEN c.usage_count > c.max_uses - p_units THEN 'CODE_FULL' END);
     v_detail  text;
 BEGIN
     IF v_blocker IS NULL THEN
@@ -847,7 +919,7 @@ BEGIN
     END IF;
     v_detail := pg_catalog.jsonb_build_object(
         'code', c.code, 'pool', c.pool, 'usage_count', c.usage_count, 'max_uses', c.max_uses,
-        'is_active', c.is_active, 'expires_at', c.expires_at)::text;
+        'units', p_units, 'is_active', c.is_active, 'expires_at', c.expires_at)::text;
     CASE v_blocker
     WHEN 'CODE_INACTIVE' THEN
         RAISE EXCEPTION 'CODE_INACTIVE: code % is not active', c.code
@@ -858,7 +930,8 @@ BEGIN
             USING ERRCODE = 'CP004', DETAIL = v_detail,
                   HINT = 'Move expires_at later (or to null) with upsert_codes, or use another code.';
     WHEN 'CODE_FULL' THEN
-        RAISE EXCEPTION 'CODE_FULL: code % has %/% uses', c.code, c.usage_count, c.max_uses
+        RAISE EXCEPTION 'CODE_FULL: code % has %/% uses%', c.code, c.usage_count, c.max_uses,
+                        CASE WHEN p_units > 1 THEN pg_catalog.format(', %s units wanted', p_units) ELSE '' END
             USING ERRCODE = 'CP005', DETAIL = v_detail,
                   HINT = 'Retry after a claim is released or expired.';
     ELSE
@@ -1086,10 +1159,10 @@ $$;
 
 
 --
--- Name: _take_slot(capacity.codes, text); Type: FUNCTION; Schema: capacity; Owner: -
+-- Name: _take_slot(capacity.codes, text, integer); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
-CREATE FUNCTION capacity._take_slot(c capacity.codes, p_mode text) RETURNS bigint
+CREATE FUNCTION capacity._take_slot(c capacity.codes, p_mode text, p_units integer) RETURNS bigint
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -1102,16 +1175,16 @@ BEGIN
     BEGIN
         -- From a random slot up, then wrapping around: an index range scan that stops
         -- at the first unlocked slot with room (ordering all slots costs a sort).
-        UPDATE capacity.code_slots AS s SET used = s.used + 1
+        UPDATE capacity.code_slots AS s SET used = s.used + p_units
          WHERE s.slot_id = (SELECT k.slot_id FROM capacity.code_slots AS k
-                             WHERE k.code_id = c.code_id AND k.slot >= v_start AND k.used < k.cap
+                             WHERE k.code_id = c.code_id AND k.slot >= v_start AND k.used <= k.cap - p_units
                              ORDER BY k.slot LIMIT 1
                                FOR NO KEY UPDATE SKIP LOCKED)
         RETURNING s.slot_id INTO v_slot_id;
         IF v_slot_id IS NULL AND v_start > 0 THEN
-            UPDATE capacity.code_slots AS s SET used = s.used + 1
+            UPDATE capacity.code_slots AS s SET used = s.used + p_units
              WHERE s.slot_id = (SELECT k.slot_id FROM capacity.code_slots AS k
-                                 WHERE k.code_id = c.code_id AND k.slot < v_start AND k.used < k.cap
+                                 WHERE k.code_id = c.code_id AND k.slot < v_start AND k.used <= k.cap - p_units
                                  ORDER BY k.slot LIMIT 1
                                    FOR NO KEY UPDATE SKIP LOCKED)
             RETURNING s.slot_id INTO v_slot_id;
@@ -1131,11 +1204,13 @@ BEGIN
             RETURN -1;
         END IF;
         SELECT sum(k.cap - k.used),
-               (array_agg(k.slot_id ORDER BY pg_catalog.random()) FILTER (WHERE k.used < k.cap))[1]
+               (array_agg(k.slot_id ORDER BY pg_catalog.random()) FILTER (WHERE k.used <= k.cap - p_units))[1]
           INTO v_free, v_slot_id
           FROM capacity.code_slots AS k WHERE k.code_id = c.code_id;
-        IF COALESCE(v_free, 0) = 0 THEN
+        IF COALESCE(v_free, 0) < p_units THEN
             RETURN NULL;
+        ELSIF v_slot_id IS NULL THEN
+            RETURN -2;
         END IF;
         BEGIN
             IF p_mode = 'nowait' THEN
@@ -1143,8 +1218,8 @@ BEGIN
             ELSE
                 PERFORM 1 FROM capacity.code_slots AS k WHERE k.slot_id = v_slot_id FOR NO KEY UPDATE;
             END IF;
-            UPDATE capacity.code_slots AS s SET used = s.used + 1
-             WHERE s.slot_id = v_slot_id AND s.used < s.cap
+            UPDATE capacity.code_slots AS s SET used = s.used + p_units
+             WHERE s.slot_id = v_slot_id AND s.used <= s.cap - p_units
             RETURNING s.slot_id INTO v_slot_id;
             IF v_slot_id IS NOT NULL THEN
                 RETURN v_slot_id;
@@ -1255,7 +1330,10 @@ BEGIN
                    count(*) FILTER (WHERE e.kind = 'claimed')  AS claimed,
                    count(*) FILTER (WHERE e.kind = 'released') AS released,
                    count(*) FILTER (WHERE e.kind = 'expired')  AS expired,
-                   count(*) FILTER (WHERE e.kind = 'revoked')  AS revoked
+                   count(*) FILTER (WHERE e.kind = 'revoked')  AS revoked,
+                   sum(CASE e.kind WHEN 'claimed' THEN e.units
+                                   WHEN 'released' THEN -e.units WHEN 'expired' THEN -e.units
+                                   WHEN 'revoked' THEN -e.units ELSE 0 END) AS net
               FROM capacity.events AS e, span_start AS s
              WHERE e.occurred_at >= s.first_start
                AND (v_code_id IS NULL OR e.code_id = v_code_id)
@@ -1270,7 +1348,7 @@ BEGIN
             SELECT b.start,
                    COALESCE(c.claimed, 0) AS claimed, COALESCE(c.released, 0) AS released,
                    COALESCE(c.expired, 0) AS expired, COALESCE(c.revoked, 0) AS revoked,
-                   COALESCE(c.claimed - c.released - c.expired - c.revoked, 0) AS net
+                   COALESCE(c.net, 0) AS net
               FROM buckets AS b LEFT JOIN counts AS c USING (start)
         )
         SELECT s.start, s.claimed::integer, s.released::integer, s.expired::integer,
@@ -1309,10 +1387,10 @@ $_$;
 
 
 --
--- Name: claim(text, text, text); Type: FUNCTION; Schema: capacity; Owner: -
+-- Name: claim(text, text, text, integer); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
-CREATE FUNCTION capacity.claim(code text, holder text, lock_mode text DEFAULT 'advisory'::text) RETURNS capacity.claim_result
+CREATE FUNCTION capacity.claim(code text, holder text, lock_mode text DEFAULT 'advisory'::text, units integer DEFAULT 1) RETURNS capacity.claim_result
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1321,6 +1399,7 @@ DECLARE
     v_code   text := capacity._require_code(claim.code);
     v_holder text := capacity._require_holder(claim.holder);
     v_mode   text := capacity._require_lock_mode(claim.lock_mode);
+    v_units  integer := claim.units;
     c        capacity.codes;
     cl       capacity.claims;
     h        capacity.holders;
@@ -1338,10 +1417,13 @@ BEGIN
         c := capacity._with_total_usage(c);
         RETURN capacity._claim_result(c, cl, true);
     END IF;
+    IF v_units IS NULL OR v_units < 1 THEN
+        PERFORM capacity._raise_bad_units(v_units);
+    END IF;
     -- (A slotted code's row counts only units outside its slots: this catches
     -- inactive, expired and codes whose capacity is all outside the slots.)
-    IF capacity._blocker(c) IS NOT NULL THEN
-        PERFORM capacity._raise_if_blocked(c);
+    IF capacity._blocker(c) IS NOT NULL OR c.usage_count > c.max_uses - v_units THEN
+        PERFORM capacity._raise_if_blocked(c, v_units);
     END IF;
     SELECT * INTO h FROM capacity.holders AS k WHERE k.pool = c.pool AND k.holder = v_holder;
     IF h.max_claims IS NOT NULL AND h.active_claims >= h.max_claims THEN
@@ -1350,7 +1432,7 @@ BEGIN
 
     -- 2a. A slotted code: take a unit from one of its slot rows, never the code row.
     IF c.slots > 0 THEN
-        result := capacity._claim_from_slot(c, v_holder, v_mode);
+        result := capacity._claim_from_slot(c, v_holder, v_mode, v_units);
         IF result IS NOT NULL THEN
             RETURN result;
         END IF;  -- it turned plain meanwhile
@@ -1365,40 +1447,40 @@ BEGIN
         c := capacity._lock_code(c.code_id, v_mode);
     END IF;
     v_id := c.code_id;
-    UPDATE capacity.codes AS k SET usage_count = k.usage_count + 1
-     WHERE k.code_id = v_id AND k.slots = 0 AND k.usage_count < k.max_uses AND k.is_active
+    UPDATE capacity.codes AS k SET usage_count = k.usage_count + v_units
+     WHERE k.code_id = v_id AND k.slots = 0 AND k.usage_count <= k.max_uses - v_units AND k.is_active
        AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now())
     RETURNING * INTO c;
     IF NOT FOUND THEN
         -- Full, blocked or slotted now (c is all NULL): decide on the locked row.
         c := capacity._lock_code(v_id, v_mode);
         IF c.slots > 0 THEN
-            RETURN capacity._claim_from_slot(c, v_holder, v_mode);
+            RETURN capacity._claim_from_slot(c, v_holder, v_mode, v_units);
         END IF;
         SELECT * INTO cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
         IF FOUND THEN
             RETURN capacity._claim_result(c, cl, true);
         END IF;
-        PERFORM capacity._raise_if_blocked(c);
-        UPDATE capacity.codes AS k SET usage_count = k.usage_count + 1
+        PERFORM capacity._raise_if_blocked(c, v_units);
+        UPDATE capacity.codes AS k SET usage_count = k.usage_count + v_units
          WHERE k.code_id = c.code_id
-        RETURNING * INTO c;  -- a unit was freed since the conditional update
+        RETURNING * INTO c;  -- units were freed since the conditional update
     END IF;
 
     LOOP
-        INSERT INTO capacity.claims AS k (code_id, pool, holder)
-        VALUES (c.code_id, c.pool, v_holder)
+        INSERT INTO capacity.claims AS k (code_id, pool, holder, units)
+        VALUES (c.code_id, c.pool, v_holder, v_units)
         ON CONFLICT (code_id, holder) WHERE released_at IS NULL DO NOTHING
         RETURNING * INTO cl;
         EXIT WHEN FOUND;
         -- The same holder's concurrent claim committed first: that is the claim, and the
-        -- unit goes back. If it ended meanwhile (a claim from a slot, released from its
+        -- units go back. If it ended meanwhile (a claim from a slot, released from its
         -- slot while the code was being made plain), the insert is tried again.
         SELECT * INTO cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
         IF FOUND THEN
-            UPDATE capacity.codes AS k SET usage_count = k.usage_count - 1
+            UPDATE capacity.codes AS k SET usage_count = k.usage_count - v_units
              WHERE k.code_id = c.code_id
             RETURNING * INTO c;
             RETURN capacity._claim_result(c, cl, true);
@@ -1474,6 +1556,7 @@ DECLARE
     v_claim_ids     bigint[];
     v_code_ids      bigint[];
     v_slot_ids      bigint[];
+    v_units         integer[];
     v_claim_holders text[];
     v_base          record;
     v_slots_locked  bigint[];
@@ -1540,13 +1623,15 @@ BEGIN
                  LIMIT batch_size
                    FOR UPDATE SKIP LOCKED)
            AND cl.released_at IS NULL
-        RETURNING cl.claim_id, cl.code_id, cl.pool, cl.holder, cl.slot_id
+        RETURNING cl.claim_id, cl.code_id, cl.pool, cl.holder, cl.slot_id, cl.units
     )
     SELECT count(*)::integer, count(DISTINCT code_id)::integer,
            array_agg(pool ORDER BY pool, holder), array_agg(holder ORDER BY pool, holder),
            array_agg(claim_id ORDER BY claim_id), array_agg(code_id ORDER BY claim_id),
-           array_agg(slot_id ORDER BY claim_id), array_agg(holder ORDER BY claim_id)
-      INTO v_expired, v_codes, v_pools, v_holders, v_claim_ids, v_code_ids, v_slot_ids, v_claim_holders
+           array_agg(slot_id ORDER BY claim_id), array_agg(holder ORDER BY claim_id),
+           array_agg(units ORDER BY claim_id)
+      INTO v_expired, v_codes, v_pools, v_holders, v_claim_ids, v_code_ids, v_slot_ids, v_claim_holders,
+           v_units
       FROM ended;
 
     -- 3. Give the units back: to the slot rows holding them, else to the code rows (the
@@ -1554,14 +1639,15 @@ BEGIN
     IF v_expired > 0 THEN
         UPDATE capacity.code_slots AS s
            SET used = s.used - g.n
-          FROM (SELECT u.slot_id, count(*)::integer AS n FROM unnest(v_slot_ids) AS u(slot_id)
+          FROM (SELECT u.slot_id, sum(u.units)::integer AS n
+                  FROM unnest(v_slot_ids, v_units) AS u(slot_id, units)
                  WHERE u.slot_id IS NOT NULL GROUP BY u.slot_id) AS g
          WHERE s.slot_id = g.slot_id;
         FOR v_base IN
             UPDATE capacity.codes AS c
                SET usage_count = c.usage_count - g.n
-              FROM (SELECT u.code_id, count(*)::integer AS n
-                      FROM unnest(v_code_ids, v_slot_ids) AS u(code_id, slot_id)
+              FROM (SELECT u.code_id, sum(u.units)::integer AS n
+                      FROM unnest(v_code_ids, v_slot_ids, v_units) AS u(code_id, slot_id, units)
                      WHERE u.slot_id IS NULL
                         OR NOT EXISTS (SELECT 1 FROM capacity.code_slots AS s WHERE s.slot_id = u.slot_id)
                      GROUP BY u.code_id) AS g
@@ -1572,10 +1658,10 @@ BEGIN
                 PERFORM capacity._return_base_units(v_base.code_id, v_base.n);
             END IF;
         END LOOP;
-        INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
+        INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after, units)
         SELECT 'expired', u.code_id, k.code, k.pool, u.holder, u.claim_id,
-               capacity._total_usage(k)
-          FROM unnest(v_claim_ids, v_code_ids, v_claim_holders) AS u(claim_id, code_id, holder)
+               capacity._total_usage(k), u.units
+          FROM unnest(v_claim_ids, v_code_ids, v_claim_holders, v_units) AS u(claim_id, code_id, holder, units)
           JOIN capacity.codes AS k ON k.code_id = u.code_id;
         -- One mark per pool, counting its expiries for the dashboard.
         INSERT INTO capacity.pending_changes (codes, pool, expiries)
@@ -1610,7 +1696,7 @@ DECLARE
     v_claim capacity.claim_info;
 BEGIN
     SELECT cl.claim_id, k.code, cl.pool, cl.holder, cl.claimed_at, cl.last_seen_at,
-           cl.released_at, cl.end_reason
+           cl.released_at, cl.end_reason, cl.units
       INTO v_claim
       FROM capacity.claims AS cl
       JOIN capacity.codes AS k ON k.code_id = cl.code_id
@@ -1715,7 +1801,7 @@ BEGIN
     END IF;
     RETURN QUERY
         SELECT cl.claim_id, k.code, cl.pool, cl.holder, cl.claimed_at, cl.last_seen_at,
-               cl.released_at, cl.end_reason
+               cl.released_at, cl.end_reason, cl.units
           FROM capacity.claims AS cl
           JOIN capacity.codes AS k ON k.code_id = cl.code_id
          WHERE cl.released_at IS NULL
@@ -1893,7 +1979,7 @@ BEGIN
     PERFORM 1 FROM capacity.code_slots AS s ORDER BY s.code_id, s.slot FOR NO KEY UPDATE;
     UPDATE capacity.code_slots AS s
        SET used = a.n, cap = GREATEST(s.cap, a.n)
-      FROM (SELECT s2.slot_id, count(cl.claim_id)::integer AS n
+      FROM (SELECT s2.slot_id, COALESCE(sum(cl.units), 0)::integer AS n
               FROM capacity.code_slots AS s2
               LEFT JOIN capacity.claims AS cl ON cl.slot_id = s2.slot_id AND cl.released_at IS NULL
              GROUP BY s2.slot_id) AS a
@@ -1901,7 +1987,7 @@ BEGIN
     FOR c IN
         UPDATE capacity.codes AS k
            SET usage_count = a.n
-          FROM (SELECT k2.code_id, count(cl.claim_id)::integer AS n
+          FROM (SELECT k2.code_id, COALESCE(sum(cl.units), 0)::integer AS n
                   FROM capacity.codes AS k2
                   LEFT JOIN capacity.claims AS cl
                     ON cl.code_id = k2.code_id AND cl.released_at IS NULL
@@ -2122,6 +2208,7 @@ DECLARE
     c         capacity.codes;
     v_pools   text[];
     v_holders text[];
+    v_units   integer;  -- the units of the claims ended
 BEGIN
     SELECT * INTO c FROM capacity.codes AS k WHERE k.code = v_code FOR NO KEY UPDATE;
     IF NOT FOUND THEN
@@ -2133,17 +2220,18 @@ BEGIN
         UPDATE capacity.claims AS cl
            SET released_at = now(), end_reason = 'revoked'
          WHERE cl.code_id = c.code_id AND cl.released_at IS NULL
-        RETURNING cl.claim_id, cl.pool, cl.holder
+        RETURNING cl.claim_id, cl.pool, cl.holder, cl.units
     ), logged AS (
-        INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
-        SELECT 'revoked', c.code_id, c.code, c.pool, e.holder, e.claim_id, 0 FROM ended AS e
+        INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after, units)
+        SELECT 'revoked', c.code_id, c.code, c.pool, e.holder, e.claim_id, 0, e.units FROM ended AS e
     )
-    SELECT count(*)::integer, array_agg(pool ORDER BY pool, holder), array_agg(holder ORDER BY pool, holder)
-      INTO revoked, v_pools, v_holders
+    SELECT count(*)::integer, COALESCE(sum(units), 0)::integer,
+           array_agg(pool ORDER BY pool, holder), array_agg(holder ORDER BY pool, holder)
+      INTO revoked, v_units, v_pools, v_holders
       FROM ended;
     UPDATE capacity.codes AS k
        SET is_active = false, updated_at = now(),
-           usage_count = CASE WHEN k.slots > 0 THEN 0 ELSE k.usage_count - revoked END
+           usage_count = CASE WHEN k.slots > 0 THEN 0 ELSE k.usage_count - v_units END
      WHERE k.code_id = c.code_id
     RETURNING * INTO c;
     IF c.slots > 0 THEN
@@ -2697,7 +2785,8 @@ CREATE TABLE capacity.events (
     pool text NOT NULL,
     holder text,
     claim_id bigint,
-    usage_after integer NOT NULL
+    usage_after integer NOT NULL,
+    units integer DEFAULT 1 NOT NULL
 );
 
 
@@ -2706,6 +2795,13 @@ CREATE TABLE capacity.events (
 --
 
 COMMENT ON TABLE capacity.events IS 'Audit history; pruned by capacity.prune_events().';
+
+
+--
+-- Name: COLUMN events.units; Type: COMMENT; Schema: capacity; Owner: -
+--
+
+COMMENT ON COLUMN capacity.events.units IS 'Units the event took (claimed) or gave back (released, expired, revoked).';
 
 
 --
@@ -3000,10 +3096,17 @@ REVOKE ALL ON FUNCTION capacity._blocker_of(p_is_active boolean, p_expires_at ti
 
 
 --
--- Name: FUNCTION _claim_from_slot(c capacity.codes, p_holder text, p_mode text); Type: ACL; Schema: capacity; Owner: -
+-- Name: FUNCTION _claim_across_slots(c capacity.codes, p_holder text, p_mode text, p_units integer); Type: ACL; Schema: capacity; Owner: -
 --
 
-REVOKE ALL ON FUNCTION capacity._claim_from_slot(c capacity.codes, p_holder text, p_mode text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capacity._claim_across_slots(c capacity.codes, p_holder text, p_mode text, p_units integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION _claim_from_slot(c capacity.codes, p_holder text, p_mode text, p_units integer); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._claim_from_slot(c capacity.codes, p_holder text, p_mode text, p_units integer) FROM PUBLIC;
 
 
 --
@@ -3140,6 +3243,13 @@ REVOKE ALL ON FUNCTION capacity._quote_input(raw text) FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION _raise_bad_units(p_units integer); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._raise_bad_units(p_units integer) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION _raise_capacity_below_usage(p_code text, p_usage integer, p_max integer); Type: ACL; Schema: capacity; Owner: -
 --
 
@@ -3161,10 +3271,10 @@ REVOKE ALL ON FUNCTION capacity._raise_holder_limit(p_pool text, p_holder text, 
 
 
 --
--- Name: FUNCTION _raise_if_blocked(c capacity.codes); Type: ACL; Schema: capacity; Owner: -
+-- Name: FUNCTION _raise_if_blocked(c capacity.codes, p_units integer); Type: ACL; Schema: capacity; Owner: -
 --
 
-REVOKE ALL ON FUNCTION capacity._raise_if_blocked(c capacity.codes) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capacity._raise_if_blocked(c capacity.codes, p_units integer) FROM PUBLIC;
 
 
 --
@@ -3238,10 +3348,10 @@ REVOKE ALL ON FUNCTION capacity._status(c capacity.codes) FROM PUBLIC;
 
 
 --
--- Name: FUNCTION _take_slot(c capacity.codes, p_mode text); Type: ACL; Schema: capacity; Owner: -
+-- Name: FUNCTION _take_slot(c capacity.codes, p_mode text, p_units integer); Type: ACL; Schema: capacity; Owner: -
 --
 
-REVOKE ALL ON FUNCTION capacity._take_slot(c capacity.codes, p_mode text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capacity._take_slot(c capacity.codes, p_mode text, p_units integer) FROM PUBLIC;
 
 
 --
@@ -3273,10 +3383,10 @@ REVOKE ALL ON FUNCTION capacity."check"(code text) FROM PUBLIC;
 
 
 --
--- Name: FUNCTION claim(code text, holder text, lock_mode text); Type: ACL; Schema: capacity; Owner: -
+-- Name: FUNCTION claim(code text, holder text, lock_mode text, units integer); Type: ACL; Schema: capacity; Owner: -
 --
 
-REVOKE ALL ON FUNCTION capacity.claim(code text, holder text, lock_mode text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capacity.claim(code text, holder text, lock_mode text, units integer) FROM PUBLIC;
 
 
 --

@@ -87,10 +87,11 @@ def audit(conninfo: str) -> dict[str, int]:
         broken = conn.execute("SELECT * FROM capacity._invariant_violations()").fetchall()
         assert broken == [], f"invariants broken (rule, subject, expected, found): {broken}"
         assert conn.execute("SELECT count(*) FROM capacity.reconcile()").fetchone()[0] == 0
-        # The event log tells the same story: claims minus endings equals usage.
+        # The event log tells the same story: units claimed minus units given back is usage.
         by_events, usage = conn.execute("""
-            SELECT (SELECT count(*) FILTER (WHERE kind = 'claimed')
-                         - count(*) FILTER (WHERE kind IN ('released', 'expired', 'revoked') AND claim_id IS NOT NULL)
+            SELECT (SELECT coalesce(sum(units) FILTER (WHERE kind = 'claimed'), 0)
+                         - coalesce(sum(units) FILTER (WHERE kind IN ('released', 'expired', 'revoked')
+                                                             AND claim_id IS NOT NULL), 0)
                       FROM capacity.events),
                    (SELECT coalesce(sum(usage_count), 0) FROM capacity.code_usage)
         """).fetchone()

@@ -12,7 +12,7 @@ from uuid import UUID
 
 @dataclass
 class Claim:
-    """A unit of a code held by a holder (capacity.claim()'s result). With the sync client
+    """Units of a code held by a holder (capacity.claim()'s result). With the sync client
     it is also a context manager: `with cap.claim(code, holder) as claim:` heartbeats in
     the background while the block runs and releases the claim when it ends."""
 
@@ -25,6 +25,7 @@ class Claim:
     remaining: int
     already_held: bool
     claimed_at: datetime
+    units: int
     _holding: Any = field(default=None, compare=False, repr=False)
 
     def __enter__(self) -> Claim:
@@ -69,8 +70,6 @@ def _columns(cls) -> str:
     return ", ".join(f.name for f in fields(cls) if not f.name.startswith("_"))
 
 
-CLAIM = f"SELECT {_columns(Claim)} FROM capacity.claim(%s, %s)"
-CLAIM_WITH_MODE = f"SELECT {_columns(Claim)} FROM capacity.claim(%s, %s, %s)"
 RELEASE = f"SELECT {_columns(Release)} FROM capacity.release(%s::bigint, %s::uuid)"
 RELEASE_HOLDER = f"SELECT {_columns(Release)} FROM capacity.release(%s::text, %s::text)"
 HEARTBEAT = "SELECT capacity.heartbeat(%s::bigint, %s::uuid)"
@@ -78,10 +77,13 @@ CHECK = f"SELECT {_columns(CodeStatus)} FROM capacity.check(%s)"
 USAGE = f"SELECT {_columns(CodeStatus)} FROM capacity.usage_batch(%s)"
 
 
-def claim_query(code: str, holder: str, lock_mode: str | None) -> tuple[str, tuple]:
-    if lock_mode is None:
-        return CLAIM, (code, holder)
-    return CLAIM_WITH_MODE, (code, holder, lock_mode)
+def claim_query(code: str, holder: str, lock_mode: str | None, units: int) -> tuple[str, tuple]:
+    """capacity.claim() with the arguments given; the others take the SQL defaults."""
+    given = {"lock_mode": lock_mode, "units": None if units == 1 else units}
+    named = [(name, value) for name, value in given.items() if value is not None]
+    arguments = "".join(f", {name} => %s" for name, _ in named)
+    query = f"SELECT {_columns(Claim)} FROM capacity.claim(%s, %s{arguments})"
+    return query, (code, holder, *(value for _, value in named))
 
 
 @dataclass(frozen=True)

@@ -63,12 +63,14 @@ class AsyncCapacity:
             await cur.execute(query, params)
             return await cur.fetchone()
 
-    def claim(self, code: str, holder: str, *, lock_mode: str | None = None) -> _ClaimCall:
-        """Awaited: one unit of `code` for `holder`; used with `async with`: held."""
-        return _ClaimCall(self, code, holder, lock_mode)
+    def claim(
+        self, code: str, holder: str, *, lock_mode: str | None = None, units: int = 1
+    ) -> _ClaimCall:
+        """Awaited: `units` units of `code` for `holder`; used with `async with`: held."""
+        return _ClaimCall(self, code, holder, lock_mode, units)
 
-    async def _claim(self, code: str, holder: str, lock_mode: str | None) -> Claim:
-        query, params = _calls.claim_query(code, holder, lock_mode or self.lock_mode)
+    async def _claim(self, code: str, holder: str, lock_mode: str | None, units: int) -> Claim:
+        query, params = _calls.claim_query(code, holder, lock_mode or self.lock_mode, units)
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 return await self._one(query, params, Claim)
@@ -109,9 +111,11 @@ class _ClaimCall:
     """What AsyncCapacity.claim() returns: awaitable (the claim) and an async context
     manager (the claim held: heartbeats in a task, released at the end)."""
 
-    def __init__(self, client: AsyncCapacity, code: str, holder: str, lock_mode: str | None):
+    def __init__(
+        self, client: AsyncCapacity, code: str, holder: str, lock_mode: str | None, units: int
+    ):
         self.client = client
-        self.args = (code, holder, lock_mode)
+        self.args = (code, holder, lock_mode, units)
         self.claim: Claim | None = None
         self.task: asyncio.Task | None = None
 

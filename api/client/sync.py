@@ -64,9 +64,12 @@ class Capacity:
             cur = conn.cursor(row_factory=class_row(cls)) if cls else conn.cursor()
             return cur.execute(query, params).fetchone()
 
-    def claim(self, code: str, holder: str, *, lock_mode: str | None = None) -> Claim:
-        """One unit of `code` for `holder` (the holder's existing claim if it has one)."""
-        query, params = _calls.claim_query(code, holder, lock_mode or self.lock_mode)
+    def claim(
+        self, code: str, holder: str, *, lock_mode: str | None = None, units: int = 1
+    ) -> Claim:
+        """`units` units of `code` for `holder`, all or none (the holder's existing claim,
+        whatever its units, if it has one)."""
+        query, params = _calls.claim_query(code, holder, lock_mode or self.lock_mode, units)
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 claim = self._one(query, params, Claim)

@@ -105,15 +105,16 @@ class CodesController(Controller):
             )
         }
         | errors(*BODY, *WRITER, *CLAIM_REFUSALS, "LOCK_CONTENDED", *DATABASE),
-        summary="Claim one unit of a code",
+        summary="Claim units of a code",
     )
     async def claim(
         self, state: State, code: CodePath, data: JSONBody[ClaimRequest]
     ) -> Response[Claim]:
-        """Atomically takes one unit for `holder`: 201 with the claim (keep `claim_id` and
-        `token`: release and heartbeat need both). Claiming again while holding the code
-        returns the same claim with 200 and `already_held: true`, using no extra unit."""
-        claim = await service(state).claim(code, data.holder, data.lock_mode)
+        """Atomically takes `units` units (default 1) for `holder`, all or none: 201 with
+        the claim (keep `claim_id` and `token`: release and heartbeat need both). Claiming
+        again while holding the code returns the same claim, with the units it holds, with
+        200 and `already_held: true`, taking nothing more."""
+        claim = await service(state).claim(code, data.holder, data.lock_mode, data.units)
         return Response(claim, status_code=200 if claim.already_held else 201)
 
     @get(

@@ -13,6 +13,8 @@ export interface Claim {
   remaining: number;
   already_held: boolean;
   claimed_at: Date;
+  /** Units of the code this claim holds. */
+  units: number;
 }
 
 export interface Release {
@@ -55,7 +57,7 @@ export interface CapacityOptions {
 
 export class Capacity {
   constructor(db: Pool | Client, options?: CapacityOptions);
-  claim(code: string, holder: string, options?: { lockMode?: LockMode }): Promise<Claim>;
+  claim(code: string, holder: string, options?: { lockMode?: LockMode; units?: number }): Promise<Claim>;
   release(claim: Claim): Promise<Release>;
   release(claimId: number, token?: string): Promise<Release>;
   releaseHolder(code: string, holder: string): Promise<Release>;
@@ -67,7 +69,7 @@ export class Capacity {
     code: string,
     holder: string,
     work: (claim: Claim) => Promise<T> | T,
-    options?: { heartbeatMs?: number; lockMode?: LockMode },
+    options?: { heartbeatMs?: number; lockMode?: LockMode; units?: number },
   ): Promise<T>;
 }
 

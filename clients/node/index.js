@@ -9,7 +9,7 @@ export const {
   ClaimNotFound, LockContended, CapacityBelowUsage, ServiceUnavailable,
 } = errors;
 
-const CLAIM_COLUMNS = "claim_id, token, code, holder, usage_count, max_uses, remaining, already_held, claimed_at";
+const CLAIM_COLUMNS = "claim_id, token, code, holder, usage_count, max_uses, remaining, already_held, claimed_at, units";
 const RELEASE_COLUMNS = "claim_id, code, holder, released, usage_count, remaining";
 const STATUS_COLUMNS = "code, found, pool, is_active, expires_at, usage_count, max_uses, remaining, can_claim, reason";
 
@@ -40,13 +40,17 @@ export class Capacity {
     }
   }
 
-  /** One unit of `code` for `holder` (the holder's existing claim if it has one). */
-  async claim(code, holder, { lockMode } = {}) {
-    const mode = lockMode ?? this.lockMode;
-    const sql = mode === undefined
-      ? `SELECT ${CLAIM_COLUMNS} FROM capacity.claim($1, $2)`
-      : `SELECT ${CLAIM_COLUMNS} FROM capacity.claim($1, $2, $3)`;
-    const params = mode === undefined ? [code, holder] : [code, holder, mode];
+  /**
+   * `units` units (default 1) of `code` for `holder`, all or none (the holder's existing
+   * claim, whatever its units, if it has one).
+   */
+  async claim(code, holder, { lockMode, units } = {}) {
+    // Only the arguments given: the others take the SQL function's defaults.
+    const given = Object.entries({ lock_mode: lockMode ?? this.lockMode, units })
+      .filter(([, value]) => value !== undefined);
+    const named = given.map(([name], i) => `, ${name} => $${i + 3}`).join("");
+    const sql = `SELECT ${CLAIM_COLUMNS} FROM capacity.claim($1, $2${named})`;
+    const params = [code, holder, ...given.map(([, value]) => value)];
     for (let attempt = 1; ; attempt++) {
       try {
         return claimRow((await this.#query(sql, params))[0]);
@@ -91,8 +95,8 @@ export class Capacity {
    * Claims, runs `work(claim)` while heartbeating every `heartbeatMs`, and releases the
    * claim when `work` ends, whether it returns or throws; returns what `work` returns.
    */
-  async withClaim(code, holder, work, { heartbeatMs = 60_000, lockMode } = {}) {
-    const claim = await this.claim(code, holder, { lockMode });
+  async withClaim(code, holder, work, { heartbeatMs = 60_000, lockMode, units } = {}) {
+    const claim = await this.claim(code, holder, { lockMode, units });
     const timer = heartbeatMs > 0
       ? setInterval(() => this.heartbeat(claim).catch(() => {}), heartbeatMs)
       : undefined;

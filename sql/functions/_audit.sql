@@ -4,10 +4,10 @@
 
 -- One row per broken invariant: which rule, what breaks it, what was expected and what
 -- was found. No rows: every counter agrees with the active claims and the limits.
---   usage_equals_active_claims  a code's whole usage against its active claims
+--   usage_equals_active_claims  a code's whole usage against its active claims' units
 --   usage_within_capacity       0 <= a code's whole usage <= max_uses
 --   slots_cover_capacity        a slotted code's usage_count + sum(slot cap) = max_uses
---   slot_counts_its_claims      a slot's used against the active claims it holds
+--   slot_counts_its_claims      a slot's used against the units of the active claims it holds
 --   holder_counts_its_claims    a limited holder's counter against its active claims
 --   holder_within_limit         a limited holder's active claims <= max_claims
 CREATE OR REPLACE FUNCTION capacity._invariant_violations()
@@ -19,7 +19,7 @@ AS $$
                c.usage_count + CASE WHEN c.slots > 0 THEN
                    (SELECT COALESCE(sum(s.used), 0) FROM capacity.code_slots AS s
                      WHERE s.code_id = c.code_id) ELSE 0 END AS usage,
-               (SELECT count(*) FROM capacity.claims AS cl
+               (SELECT COALESCE(sum(cl.units), 0) FROM capacity.claims AS cl
                  WHERE cl.code_id = c.code_id AND cl.released_at IS NULL) AS active
           FROM capacity.codes AS c
     )
@@ -36,12 +36,12 @@ AS $$
        AND u.usage_count + (SELECT COALESCE(sum(s.cap), 0) FROM capacity.code_slots AS s
                              WHERE s.code_id = u.code_id) <> u.max_uses
     UNION ALL
-    SELECT 'slot_counts_its_claims', u.code || ' slot ' || s.slot, count(cl.claim_id), s.used
+    SELECT 'slot_counts_its_claims', u.code || ' slot ' || s.slot, COALESCE(sum(cl.units), 0), s.used
       FROM capacity.code_slots AS s
       JOIN code_usage AS u ON u.code_id = s.code_id
       LEFT JOIN capacity.claims AS cl ON cl.slot_id = s.slot_id AND cl.released_at IS NULL
      GROUP BY u.code, s.slot, s.used
-    HAVING s.used <> count(cl.claim_id)
+    HAVING s.used <> COALESCE(sum(cl.units), 0)
     UNION ALL
     SELECT 'holder_counts_its_claims', h.pool || '/' || h.holder, count(cl.claim_id), h.active_claims
       FROM capacity.holders AS h

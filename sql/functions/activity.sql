@@ -1,6 +1,6 @@
 -- Activity over time, from the event log: per bucket of the last `span`, the claims,
--- releases, expiries and revokes that committed in it, and the units in use at its end,
--- for one code, one pool or every code. Buckets are aligned on the Unix epoch, the last
+-- releases, expiries and revokes that committed in it (each counted once, whatever its
+-- units), and the units in use at its end, for one code, one pool or every code. Buckets are aligned on the Unix epoch, the last
 -- one holds now(), and buckets without events are there with zeros. Units in use are
 -- counted back from the current usage, so pruning older events changes nothing inside
 -- the span. No locks; the BRIN index on occurred_at keeps the scan to the span.
@@ -65,7 +65,10 @@ BEGIN
                    count(*) FILTER (WHERE e.kind = 'claimed')  AS claimed,
                    count(*) FILTER (WHERE e.kind = 'released') AS released,
                    count(*) FILTER (WHERE e.kind = 'expired')  AS expired,
-                   count(*) FILTER (WHERE e.kind = 'revoked')  AS revoked
+                   count(*) FILTER (WHERE e.kind = 'revoked')  AS revoked,
+                   sum(CASE e.kind WHEN 'claimed' THEN e.units
+                                   WHEN 'released' THEN -e.units WHEN 'expired' THEN -e.units
+                                   WHEN 'revoked' THEN -e.units ELSE 0 END) AS net
               FROM capacity.events AS e, span_start AS s
              WHERE e.occurred_at >= s.first_start
                AND (v_code_id IS NULL OR e.code_id = v_code_id)
@@ -80,7 +83,7 @@ BEGIN
             SELECT b.start,
                    COALESCE(c.claimed, 0) AS claimed, COALESCE(c.released, 0) AS released,
                    COALESCE(c.expired, 0) AS expired, COALESCE(c.revoked, 0) AS revoked,
-                   COALESCE(c.claimed - c.released - c.expired - c.revoked, 0) AS net
+                   COALESCE(c.net, 0) AS net
               FROM buckets AS b LEFT JOIN counts AS c USING (start)
         )
         SELECT s.start, s.claimed::integer, s.released::integer, s.expired::integer,

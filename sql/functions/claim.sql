@@ -1,7 +1,9 @@
--- Claims one unit of a code for a holder, inside the caller's transaction.
--- Idempotent per (code, holder): a holder that already holds the code gets its claim back
--- (already_held = true) and uses no extra unit. Never exceeds max_uses or the holder limit.
-CREATE OR REPLACE FUNCTION capacity.claim(code text, holder text, lock_mode text DEFAULT 'advisory')
+-- Claims `units` units of a code for a holder (all or none), inside the caller's
+-- transaction. Idempotent per (code, holder): a holder that already holds the code gets
+-- its claim back (already_held = true, with the units it holds, whatever `units` says)
+-- and takes nothing more. Never exceeds max_uses or the holder limit (which counts claims).
+CREATE OR REPLACE FUNCTION capacity.claim(
+    code text, holder text, lock_mode text DEFAULT 'advisory', units integer DEFAULT 1)
 RETURNS capacity.claim_result
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -11,6 +13,7 @@ DECLARE
     v_code   text := capacity._require_code(claim.code);
     v_holder text := capacity._require_holder(claim.holder);
     v_mode   text := capacity._require_lock_mode(claim.lock_mode);
+    v_units  integer := claim.units;
     c        capacity.codes;
     cl       capacity.claims;
     h        capacity.holders;
@@ -28,10 +31,13 @@ BEGIN
         c := capacity._with_total_usage(c);
         RETURN capacity._claim_result(c, cl, true);
     END IF;
+    IF v_units IS NULL OR v_units < 1 THEN
+        PERFORM capacity._raise_bad_units(v_units);
+    END IF;
     -- (A slotted code's row counts only units outside its slots: this catches
     -- inactive, expired and codes whose capacity is all outside the slots.)
-    IF capacity._blocker(c) IS NOT NULL THEN
-        PERFORM capacity._raise_if_blocked(c);
+    IF capacity._blocker(c) IS NOT NULL OR c.usage_count > c.max_uses - v_units THEN
+        PERFORM capacity._raise_if_blocked(c, v_units);
     END IF;
     SELECT * INTO h FROM capacity.holders AS k WHERE k.pool = c.pool AND k.holder = v_holder;
     IF h.max_claims IS NOT NULL AND h.active_claims >= h.max_claims THEN
@@ -40,7 +46,7 @@ BEGIN
 
     -- 2a. A slotted code: take a unit from one of its slot rows, never the code row.
     IF c.slots > 0 THEN
-        result := capacity._claim_from_slot(c, v_holder, v_mode);
+        result := capacity._claim_from_slot(c, v_holder, v_mode, v_units);
         IF result IS NOT NULL THEN
             RETURN result;
         END IF;  -- it turned plain meanwhile
@@ -55,40 +61,40 @@ BEGIN
         c := capacity._lock_code(c.code_id, v_mode);
     END IF;
     v_id := c.code_id;
-    UPDATE capacity.codes AS k SET usage_count = k.usage_count + 1
-     WHERE k.code_id = v_id AND k.slots = 0 AND k.usage_count < k.max_uses AND k.is_active
+    UPDATE capacity.codes AS k SET usage_count = k.usage_count + v_units
+     WHERE k.code_id = v_id AND k.slots = 0 AND k.usage_count <= k.max_uses - v_units AND k.is_active
        AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now())
     RETURNING * INTO c;
     IF NOT FOUND THEN
         -- Full, blocked or slotted now (c is all NULL): decide on the locked row.
         c := capacity._lock_code(v_id, v_mode);
         IF c.slots > 0 THEN
-            RETURN capacity._claim_from_slot(c, v_holder, v_mode);
+            RETURN capacity._claim_from_slot(c, v_holder, v_mode, v_units);
         END IF;
         SELECT * INTO cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
         IF FOUND THEN
             RETURN capacity._claim_result(c, cl, true);
         END IF;
-        PERFORM capacity._raise_if_blocked(c);
-        UPDATE capacity.codes AS k SET usage_count = k.usage_count + 1
+        PERFORM capacity._raise_if_blocked(c, v_units);
+        UPDATE capacity.codes AS k SET usage_count = k.usage_count + v_units
          WHERE k.code_id = c.code_id
-        RETURNING * INTO c;  -- a unit was freed since the conditional update
+        RETURNING * INTO c;  -- units were freed since the conditional update
     END IF;
 
     LOOP
-        INSERT INTO capacity.claims AS k (code_id, pool, holder)
-        VALUES (c.code_id, c.pool, v_holder)
+        INSERT INTO capacity.claims AS k (code_id, pool, holder, units)
+        VALUES (c.code_id, c.pool, v_holder, v_units)
         ON CONFLICT (code_id, holder) WHERE released_at IS NULL DO NOTHING
         RETURNING * INTO cl;
         EXIT WHEN FOUND;
         -- The same holder's concurrent claim committed first: that is the claim, and the
-        -- unit goes back. If it ended meanwhile (a claim from a slot, released from its
+        -- units go back. If it ended meanwhile (a claim from a slot, released from its
         -- slot while the code was being made plain), the insert is tried again.
         SELECT * INTO cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
         IF FOUND THEN
-            UPDATE capacity.codes AS k SET usage_count = k.usage_count - 1
+            UPDATE capacity.codes AS k SET usage_count = k.usage_count - v_units
              WHERE k.code_id = c.code_id
             RETURNING * INTO c;
             RETURN capacity._claim_result(c, cl, true);
@@ -107,16 +113,33 @@ RETURNS capacity.claim_result
 LANGUAGE sql IMMUTABLE
 AS $$
     SELECT ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
-               c.max_uses - c.usage_count, p_already_held, cl.claimed_at)::capacity.claim_result
+               c.max_uses - c.usage_count, p_already_held, cl.claimed_at,
+               cl.units)::capacity.claim_result
 $$;
 
--- Raises the error a claim on this code gets now, if any.
-CREATE OR REPLACE FUNCTION capacity._raise_if_blocked(c capacity.codes)
+-- Raises VALIDATION_ERROR for a claim's units below 1 or null. (More units than the
+-- code's max_uses is CODE_FULL, as for a code of capacity 0: capacity can be raised.)
+CREATE OR REPLACE FUNCTION capacity._raise_bad_units(p_units integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    RAISE EXCEPTION 'VALIDATION_ERROR: units must be at least 1, got %', COALESCE(p_units::text, 'null')
+        USING ERRCODE = 'CP001', DETAIL = pg_catalog.jsonb_build_object('field', 'units')::text,
+              HINT = 'Claim 1 unit (the default) or more, at most the code''s max_uses.';
+END
+$$;
+
+-- Raises the error a claim of p_units on this code gets now, if any (c: the code with
+-- the usage to judge by). Full means fewer than p_units units are free.
+CREATE OR REPLACE FUNCTION capacity._raise_if_blocked(c capacity.codes, p_units integer)
 RETURNS void
 LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
-    v_blocker text := capacity._blocker(c);
+    -- Full: fewer than p_units free (compared without overflowing for huge p_units).
+    v_blocker text := COALESCE(capacity._blocker(c),
+                               CASE WHEN c.usage_count > c.max_uses - p_units THEN 'CODE_FULL' END);
     v_detail  text;
 BEGIN
     IF v_blocker IS NULL THEN
@@ -124,7 +147,7 @@ BEGIN
     END IF;
     v_detail := pg_catalog.jsonb_build_object(
         'code', c.code, 'pool', c.pool, 'usage_count', c.usage_count, 'max_uses', c.max_uses,
-        'is_active', c.is_active, 'expires_at', c.expires_at)::text;
+        'units', p_units, 'is_active', c.is_active, 'expires_at', c.expires_at)::text;
     CASE v_blocker
     WHEN 'CODE_INACTIVE' THEN
         RAISE EXCEPTION 'CODE_INACTIVE: code % is not active', c.code
@@ -135,7 +158,8 @@ BEGIN
             USING ERRCODE = 'CP004', DETAIL = v_detail,
                   HINT = 'Move expires_at later (or to null) with upsert_codes, or use another code.';
     WHEN 'CODE_FULL' THEN
-        RAISE EXCEPTION 'CODE_FULL: code % has %/% uses', c.code, c.usage_count, c.max_uses
+        RAISE EXCEPTION 'CODE_FULL: code % has %/% uses%', c.code, c.usage_count, c.max_uses,
+                        CASE WHEN p_units > 1 THEN pg_catalog.format(', %s units wanted', p_units) ELSE '' END
             USING ERRCODE = 'CP005', DETAIL = v_detail,
                   HINT = 'Retry after a claim is released or expired.';
     ELSE
@@ -238,16 +262,17 @@ BEGIN
             PERFORM capacity._raise_holder_limit(cl.pool, cl.holder, v_limit);
         END IF;
     END IF;
-    INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
-    VALUES ('claimed', c.code_id, c.code, c.pool, cl.holder, cl.claim_id, c.usage_count);
+    INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after, units)
+    VALUES ('claimed', c.code_id, c.code, c.pool, cl.holder, cl.claim_id, c.usage_count, cl.units);
     INSERT INTO capacity.pending_changes (codes, pool, claims) VALUES (ARRAY[c.code], c.pool, 1);
     RETURN capacity._claim_result(c, cl, false);
 END
 $$;
 
--- Takes one unit from a slot of a slotted code and returns the slot row's id; NULL when
--- every slot is full; -1 when the code is no longer slotted (the caller falls back to the
--- plain path).
+-- Takes p_units units from one slot of a slotted code and returns the slot row's id; NULL
+-- when the slots have fewer units free; -1 when the code is no longer slotted (the caller
+-- falls back to the plain path); -2 when enough units are free but no single slot has
+-- them all (the caller takes them across the slots).
 --
 -- First, without ever waiting: the unlocked slot with room nearest a random start
 -- (FOR UPDATE SKIP LOCKED). That runs in a subtransaction because a row SKIP LOCKED
@@ -257,7 +282,7 @@ $$;
 -- retry with backoff, then LOCK_CONTENDED). A claim therefore reports CODE_FULL only
 -- when the committed state of every slot is full, never because free slots were busy.
 -- (SQLSTATE CP099 only rolls a subtransaction back here: it is caught, never seen by callers.)
-CREATE OR REPLACE FUNCTION capacity._take_slot(c capacity.codes, p_mode text)
+CREATE OR REPLACE FUNCTION capacity._take_slot(c capacity.codes, p_mode text, p_units integer)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 AS $$
@@ -271,16 +296,16 @@ BEGIN
     BEGIN
         -- From a random slot up, then wrapping around: an index range scan that stops
         -- at the first unlocked slot with room (ordering all slots costs a sort).
-        UPDATE capacity.code_slots AS s SET used = s.used + 1
+        UPDATE capacity.code_slots AS s SET used = s.used + p_units
          WHERE s.slot_id = (SELECT k.slot_id FROM capacity.code_slots AS k
-                             WHERE k.code_id = c.code_id AND k.slot >= v_start AND k.used < k.cap
+                             WHERE k.code_id = c.code_id AND k.slot >= v_start AND k.used <= k.cap - p_units
                              ORDER BY k.slot LIMIT 1
                                FOR NO KEY UPDATE SKIP LOCKED)
         RETURNING s.slot_id INTO v_slot_id;
         IF v_slot_id IS NULL AND v_start > 0 THEN
-            UPDATE capacity.code_slots AS s SET used = s.used + 1
+            UPDATE capacity.code_slots AS s SET used = s.used + p_units
              WHERE s.slot_id = (SELECT k.slot_id FROM capacity.code_slots AS k
-                                 WHERE k.code_id = c.code_id AND k.slot < v_start AND k.used < k.cap
+                                 WHERE k.code_id = c.code_id AND k.slot < v_start AND k.used <= k.cap - p_units
                                  ORDER BY k.slot LIMIT 1
                                    FOR NO KEY UPDATE SKIP LOCKED)
             RETURNING s.slot_id INTO v_slot_id;
@@ -300,11 +325,13 @@ BEGIN
             RETURN -1;
         END IF;
         SELECT sum(k.cap - k.used),
-               (array_agg(k.slot_id ORDER BY pg_catalog.random()) FILTER (WHERE k.used < k.cap))[1]
+               (array_agg(k.slot_id ORDER BY pg_catalog.random()) FILTER (WHERE k.used <= k.cap - p_units))[1]
           INTO v_free, v_slot_id
           FROM capacity.code_slots AS k WHERE k.code_id = c.code_id;
-        IF COALESCE(v_free, 0) = 0 THEN
+        IF COALESCE(v_free, 0) < p_units THEN
             RETURN NULL;
+        ELSIF v_slot_id IS NULL THEN
+            RETURN -2;
         END IF;
         BEGIN
             IF p_mode = 'nowait' THEN
@@ -312,8 +339,8 @@ BEGIN
             ELSE
                 PERFORM 1 FROM capacity.code_slots AS k WHERE k.slot_id = v_slot_id FOR NO KEY UPDATE;
             END IF;
-            UPDATE capacity.code_slots AS s SET used = s.used + 1
-             WHERE s.slot_id = v_slot_id AND s.used < s.cap
+            UPDATE capacity.code_slots AS s SET used = s.used + p_units
+             WHERE s.slot_id = v_slot_id AND s.used <= s.cap - p_units
             RETURNING s.slot_id INTO v_slot_id;
             IF v_slot_id IS NOT NULL THEN
                 RETURN v_slot_id;
@@ -337,10 +364,11 @@ BEGIN
 END
 $$;
 
--- Claims one unit of a slotted code (the slotted half of claim(); the caller validated
--- the input and did the unlocked pre-checks). Returns NULL when the code turned plain
--- meanwhile: the caller then takes the plain path.
-CREATE OR REPLACE FUNCTION capacity._claim_from_slot(c capacity.codes, p_holder text, p_mode text)
+-- Claims p_units units of a slotted code from one slot (the slotted half of claim(); the
+-- caller validated the input and did the unlocked pre-checks). Returns NULL when the code
+-- turned plain meanwhile: the caller then takes the plain path.
+CREATE OR REPLACE FUNCTION capacity._claim_from_slot(
+    c capacity.codes, p_holder text, p_mode text, p_units integer)
 RETURNS capacity.claim_result
 LANGUAGE plpgsql VOLATILE
 AS $$
@@ -349,50 +377,96 @@ DECLARE
     cl        capacity.claims;
 BEGIN
     FOR attempt IN 1..3 LOOP
-        v_slot_id := capacity._take_slot(c, p_mode);
+        v_slot_id := capacity._take_slot(c, p_mode, p_units);
         IF v_slot_id = -1 THEN
             RETURN NULL;
+        ELSIF v_slot_id = -2 THEN
+            RETURN capacity._claim_across_slots(c, p_holder, p_mode, p_units);
         END IF;
-        -- A fresh look now that we hold a unit (or saw every slot full): a revoke or a
+        -- A fresh look now that we hold the units (or saw too few free): a revoke or a
         -- deactivation that committed meanwhile wins, as it would on a plain code.
         SELECT * INTO STRICT c FROM capacity.codes AS k WHERE k.code_id = c.code_id;
         IF v_slot_id IS NOT NULL THEN
             IF capacity._blocker(c) IN ('CODE_INACTIVE', 'CODE_EXPIRED') THEN
-                PERFORM capacity._raise_if_blocked(c);
+                PERFORM capacity._raise_if_blocked(c, p_units);
             END IF;
             EXIT;
         END IF;
         c := capacity._with_total_usage(c);
-        PERFORM capacity._raise_if_blocked(c);  -- full (or inactive, expired) now
+        PERFORM capacity._raise_if_blocked(c, p_units);  -- full (or inactive, expired) now
         -- A unit was freed between the look at the slots and this one: try again.
     END LOOP;
     IF v_slot_id IS NULL THEN
-        RAISE EXCEPTION 'CODE_FULL: code % has no free unit (units freed meanwhile were taken)', c.code
+        RAISE EXCEPTION 'CODE_FULL: code % has no % free units (units freed meanwhile were taken)', c.code, p_units
             USING ERRCODE = 'CP005',
                   DETAIL = pg_catalog.jsonb_build_object('code', c.code, 'pool', c.pool,
                                                          'usage_count', c.usage_count,
-                                                         'max_uses', c.max_uses)::text,
+                                                         'max_uses', c.max_uses, 'units', p_units)::text,
                   HINT = 'Retry after a claim is released or expired.';
     END IF;
 
     LOOP
-        INSERT INTO capacity.claims AS k (code_id, pool, holder, slot_id)
-        VALUES (c.code_id, c.pool, p_holder, v_slot_id)
+        INSERT INTO capacity.claims AS k (code_id, pool, holder, slot_id, units)
+        VALUES (c.code_id, c.pool, p_holder, v_slot_id, p_units)
         ON CONFLICT (code_id, holder) WHERE released_at IS NULL DO NOTHING
         RETURNING * INTO cl;
         EXIT WHEN FOUND;
         -- The same holder's concurrent claim committed first: that is the claim, and the
-        -- unit goes back. Its release takes its own slot, not ours, so it may have ended
-        -- meanwhile: then the unit is still ours and the insert is tried again.
+        -- units go back. Its release takes its own slot, not ours, so it may have ended
+        -- meanwhile: then the units are still ours and the insert is tried again.
         SELECT * INTO cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = p_holder AND k.released_at IS NULL;
         IF FOUND THEN
-            UPDATE capacity.code_slots AS s SET used = s.used - 1 WHERE s.slot_id = v_slot_id;
+            UPDATE capacity.code_slots AS s SET used = s.used - p_units WHERE s.slot_id = v_slot_id;
             c := capacity._with_total_usage(c);
             RETURN capacity._claim_result(c, cl, true);
         END IF;
     END LOOP;
     c := capacity._with_total_usage(c);  -- one snapshot, our own unit included
     RETURN capacity._finish_claim(c, cl);
+END
+$$;
+
+-- Claims p_units units of a slotted code that no single slot has free, though the slots
+-- together do: with the code row and every slot row locked (lock order: code, slots in
+-- slot order), the units are taken out of the slots' free capacity, lowest slot first,
+-- and counted in the code row, where claims outside the slots are counted (their release
+-- gives the units back to a slot). Rare and exclusive, like a re-slice: it waits for the
+-- claims in flight on the code. Returns NULL when the code turned plain meanwhile.
+CREATE OR REPLACE FUNCTION capacity._claim_across_slots(
+    c capacity.codes, p_holder text, p_mode text, p_units integer)
+RETURNS capacity.claim_result
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    cl capacity.claims;
+BEGIN
+    c := capacity._lock_code(c.code_id, p_mode);
+    IF c.slots = 0 THEN
+        RETURN NULL;
+    END IF;
+    PERFORM 1 FROM capacity.code_slots AS s WHERE s.code_id = c.code_id ORDER BY s.slot FOR NO KEY UPDATE;
+    SELECT * INTO cl FROM capacity.claims AS k
+     WHERE k.code_id = c.code_id AND k.holder = p_holder AND k.released_at IS NULL;
+    IF FOUND THEN
+        RETURN capacity._claim_result(capacity._with_total_usage(c), cl, true);
+    END IF;
+    PERFORM capacity._raise_if_blocked(capacity._with_total_usage(c), p_units);
+    WITH room AS (
+        SELECT s.slot_id, s.cap - s.used AS free,
+               sum(s.cap - s.used) OVER (ORDER BY s.slot) - (s.cap - s.used) AS before
+          FROM capacity.code_slots AS s
+         WHERE s.code_id = c.code_id AND s.used < s.cap
+    )
+    UPDATE capacity.code_slots AS s SET cap = s.cap - LEAST(r.free, p_units - r.before)
+      FROM room AS r
+     WHERE s.slot_id = r.slot_id AND r.before < p_units;
+    UPDATE capacity.codes AS k SET usage_count = k.usage_count + p_units
+     WHERE k.code_id = c.code_id
+    RETURNING * INTO c;
+    INSERT INTO capacity.claims AS k (code_id, pool, holder, units)
+    VALUES (c.code_id, c.pool, p_holder, p_units)
+    RETURNING * INTO cl;  -- no conflict: another claim of this holder needs a row that is ours
+    RETURN capacity._finish_claim(capacity._with_total_usage(c), cl);
 END
 $$;

@@ -23,6 +23,7 @@ DECLARE
     v_claim_ids     bigint[];
     v_code_ids      bigint[];
     v_slot_ids      bigint[];
+    v_units         integer[];
     v_claim_holders text[];
     v_base          record;
     v_slots_locked  bigint[];
@@ -89,13 +90,15 @@ BEGIN
                  LIMIT batch_size
                    FOR UPDATE SKIP LOCKED)
            AND cl.released_at IS NULL
-        RETURNING cl.claim_id, cl.code_id, cl.pool, cl.holder, cl.slot_id
+        RETURNING cl.claim_id, cl.code_id, cl.pool, cl.holder, cl.slot_id, cl.units
     )
     SELECT count(*)::integer, count(DISTINCT code_id)::integer,
            array_agg(pool ORDER BY pool, holder), array_agg(holder ORDER BY pool, holder),
            array_agg(claim_id ORDER BY claim_id), array_agg(code_id ORDER BY claim_id),
-           array_agg(slot_id ORDER BY claim_id), array_agg(holder ORDER BY claim_id)
-      INTO v_expired, v_codes, v_pools, v_holders, v_claim_ids, v_code_ids, v_slot_ids, v_claim_holders
+           array_agg(slot_id ORDER BY claim_id), array_agg(holder ORDER BY claim_id),
+           array_agg(units ORDER BY claim_id)
+      INTO v_expired, v_codes, v_pools, v_holders, v_claim_ids, v_code_ids, v_slot_ids, v_claim_holders,
+           v_units
       FROM ended;
 
     -- 3. Give the units back: to the slot rows holding them, else to the code rows (the
@@ -103,14 +106,15 @@ BEGIN
     IF v_expired > 0 THEN
         UPDATE capacity.code_slots AS s
            SET used = s.used - g.n
-          FROM (SELECT u.slot_id, count(*)::integer AS n FROM unnest(v_slot_ids) AS u(slot_id)
+          FROM (SELECT u.slot_id, sum(u.units)::integer AS n
+                  FROM unnest(v_slot_ids, v_units) AS u(slot_id, units)
                  WHERE u.slot_id IS NOT NULL GROUP BY u.slot_id) AS g
          WHERE s.slot_id = g.slot_id;
         FOR v_base IN
             UPDATE capacity.codes AS c
                SET usage_count = c.usage_count - g.n
-              FROM (SELECT u.code_id, count(*)::integer AS n
-                      FROM unnest(v_code_ids, v_slot_ids) AS u(code_id, slot_id)
+              FROM (SELECT u.code_id, sum(u.units)::integer AS n
+                      FROM unnest(v_code_ids, v_slot_ids, v_units) AS u(code_id, slot_id, units)
                      WHERE u.slot_id IS NULL
                         OR NOT EXISTS (SELECT 1 FROM capacity.code_slots AS s WHERE s.slot_id = u.slot_id)
                      GROUP BY u.code_id) AS g
@@ -121,10 +125,10 @@ BEGIN
                 PERFORM capacity._return_base_units(v_base.code_id, v_base.n);
             END IF;
         END LOOP;
-        INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
+        INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after, units)
         SELECT 'expired', u.code_id, k.code, k.pool, u.holder, u.claim_id,
-               capacity._total_usage(k)
-          FROM unnest(v_claim_ids, v_code_ids, v_claim_holders) AS u(claim_id, code_id, holder)
+               capacity._total_usage(k), u.units
+          FROM unnest(v_claim_ids, v_code_ids, v_claim_holders, v_units) AS u(claim_id, code_id, holder, units)
           JOIN capacity.codes AS k ON k.code_id = u.code_id;
         -- One mark per pool, counting its expiries for the dashboard.
         INSERT INTO capacity.pending_changes (codes, pool, expiries)

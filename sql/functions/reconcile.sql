@@ -32,7 +32,7 @@ BEGIN
     PERFORM 1 FROM capacity.code_slots AS s ORDER BY s.code_id, s.slot FOR NO KEY UPDATE;
     UPDATE capacity.code_slots AS s
        SET used = a.n, cap = GREATEST(s.cap, a.n)
-      FROM (SELECT s2.slot_id, count(cl.claim_id)::integer AS n
+      FROM (SELECT s2.slot_id, COALESCE(sum(cl.units), 0)::integer AS n
               FROM capacity.code_slots AS s2
               LEFT JOIN capacity.claims AS cl ON cl.slot_id = s2.slot_id AND cl.released_at IS NULL
              GROUP BY s2.slot_id) AS a
@@ -40,7 +40,7 @@ BEGIN
     FOR c IN
         UPDATE capacity.codes AS k
            SET usage_count = a.n
-          FROM (SELECT k2.code_id, count(cl.claim_id)::integer AS n
+          FROM (SELECT k2.code_id, COALESCE(sum(cl.units), 0)::integer AS n
                   FROM capacity.codes AS k2
                   LEFT JOIN capacity.claims AS cl
                     ON cl.code_id = k2.code_id AND cl.released_at IS NULL

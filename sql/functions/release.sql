@@ -60,10 +60,10 @@ BEGIN
 END
 $$;
 
--- Ends one claim. Takes its unit back first, which locks what holds it (its slot row, or
+-- Ends one claim. Takes its units back first, which locks what holds it (its slot row, or
 -- the code row when the claim is counted there), then ends the claim, then counts it off
 -- its holder. Returns released = false when a concurrent call ended it first (and puts
--- back the unit it took). A conditional update rather than locking the row and then
+-- back the units it took). A conditional update rather than locking the row and then
 -- updating it: one statement and one WAL record less per release.
 CREATE OR REPLACE FUNCTION capacity._end_claim(cl capacity.claims, p_reason capacity.end_reason)
 RETURNS capacity.release_result
@@ -73,18 +73,18 @@ DECLARE
     c       capacity.codes;
     ended   capacity.claims;
     v_slot  bigint;
-    v_taken boolean := false;  -- a unit was taken from the code row
+    v_taken boolean := false;  -- the units were taken from the code row
 BEGIN
     IF cl.slot_id IS NOT NULL THEN
         -- No row when the code was re-sliced or made plain: the claim is then counted in
-        -- the code row. (used = 0: nothing to take, the claim has ended.)
-        UPDATE capacity.code_slots AS s SET used = s.used - 1
-         WHERE s.slot_id = cl.slot_id AND s.used > 0
+        -- the code row. (Fewer used: nothing to take, the claim has ended.)
+        UPDATE capacity.code_slots AS s SET used = s.used - cl.units
+         WHERE s.slot_id = cl.slot_id AND s.used >= cl.units
         RETURNING s.slot_id INTO v_slot;
     END IF;
     IF v_slot IS NULL THEN
-        UPDATE capacity.codes AS k SET usage_count = k.usage_count - 1
-         WHERE k.code_id = cl.code_id AND k.usage_count > 0
+        UPDATE capacity.codes AS k SET usage_count = k.usage_count - cl.units
+         WHERE k.code_id = cl.code_id AND k.usage_count >= cl.units
         RETURNING * INTO c;
         v_taken := FOUND;
         IF NOT v_taken THEN  -- nothing counted in the row: lock it to look at the claim
@@ -98,10 +98,10 @@ BEGIN
     IF NOT FOUND THEN
         -- A concurrent call ended it first: put back what was taken above.
         IF v_slot IS NOT NULL THEN
-            UPDATE capacity.code_slots AS s SET used = s.used + 1 WHERE s.slot_id = v_slot;
+            UPDATE capacity.code_slots AS s SET used = s.used + cl.units WHERE s.slot_id = v_slot;
             SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = cl.code_id;
         ELSIF v_taken THEN
-            UPDATE capacity.codes AS k SET usage_count = k.usage_count + 1
+            UPDATE capacity.codes AS k SET usage_count = k.usage_count + cl.units
              WHERE k.code_id = cl.code_id
             RETURNING * INTO c;
         END IF;
@@ -114,7 +114,7 @@ BEGIN
     IF v_slot IS NOT NULL THEN
         SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = cl.code_id;
     ELSIF v_taken AND c.slots > 0 THEN
-        PERFORM capacity._return_base_units(c.code_id, 1);
+        PERFORM capacity._return_base_units(c.code_id, cl.units);
     END IF;
     -- Only a limited holder has a counter (the shared lock: see _finish_claim).
     PERFORM capacity._lock_holder_shared(ended.pool, ended.holder);
@@ -122,9 +122,9 @@ BEGIN
      WHERE pool = ended.pool AND holder = ended.holder;
     c := capacity._with_total_usage(c);
     -- Plain statements, not _log(): this runs on every release.
-    INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
+    INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after, units)
     VALUES (p_reason::text::capacity.event_kind, c.code_id, c.code, c.pool, ended.holder,
-            ended.claim_id, c.usage_count);
+            ended.claim_id, c.usage_count, ended.units);
     INSERT INTO capacity.pending_changes (codes) VALUES (ARRAY[c.code]);
     RETURN ROW(cl.claim_id, c.code, cl.holder, true, c.usage_count,
                c.max_uses - c.usage_count)::capacity.release_result;

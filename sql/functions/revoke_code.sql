@@ -12,6 +12,7 @@ DECLARE
     c         capacity.codes;
     v_pools   text[];
     v_holders text[];
+    v_units   integer;  -- the units of the claims ended
 BEGIN
     SELECT * INTO c FROM capacity.codes AS k WHERE k.code = v_code FOR NO KEY UPDATE;
     IF NOT FOUND THEN
@@ -23,17 +24,18 @@ BEGIN
         UPDATE capacity.claims AS cl
            SET released_at = now(), end_reason = 'revoked'
          WHERE cl.code_id = c.code_id AND cl.released_at IS NULL
-        RETURNING cl.claim_id, cl.pool, cl.holder
+        RETURNING cl.claim_id, cl.pool, cl.holder, cl.units
     ), logged AS (
-        INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after)
-        SELECT 'revoked', c.code_id, c.code, c.pool, e.holder, e.claim_id, 0 FROM ended AS e
+        INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after, units)
+        SELECT 'revoked', c.code_id, c.code, c.pool, e.holder, e.claim_id, 0, e.units FROM ended AS e
     )
-    SELECT count(*)::integer, array_agg(pool ORDER BY pool, holder), array_agg(holder ORDER BY pool, holder)
-      INTO revoked, v_pools, v_holders
+    SELECT count(*)::integer, COALESCE(sum(units), 0)::integer,
+           array_agg(pool ORDER BY pool, holder), array_agg(holder ORDER BY pool, holder)
+      INTO revoked, v_units, v_pools, v_holders
       FROM ended;
     UPDATE capacity.codes AS k
        SET is_active = false, updated_at = now(),
-           usage_count = CASE WHEN k.slots > 0 THEN 0 ELSE k.usage_count - revoked END
+           usage_count = CASE WHEN k.slots > 0 THEN 0 ELSE k.usage_count - v_units END
      WHERE k.code_id = c.code_id
     RETURNING * INTO c;
     IF c.slots > 0 THEN

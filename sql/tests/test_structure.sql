@@ -1,6 +1,6 @@
 -- Structure: schema, tables, result types, and every public function's signature pinned.
 BEGIN;
-SELECT plan(90);
+SELECT plan(93);
 
 SELECT has_schema('capacity', 'schema capacity exists');
 SELECT tables_are('capacity', ARRAY['codes', 'holders', 'claims', 'events', 'app_roles', 'migrations',
@@ -16,14 +16,14 @@ SELECT columns_are('capacity', 'codes',
           'metadata', 'created_at', 'updated_at', 'slots'], 'codes columns');
 SELECT columns_are('capacity', 'claims',
     ARRAY['claim_id', 'code_id', 'pool', 'holder', 'token', 'claimed_at', 'last_seen_at',
-          'released_at', 'end_reason', 'slot_id'], 'claims columns');
+          'released_at', 'end_reason', 'slot_id', 'units'], 'claims columns');
 SELECT columns_are('capacity', 'code_slots',
     ARRAY['slot_id', 'code_id', 'slot', 'used', 'cap'], 'code_slots columns');
 SELECT columns_are('capacity', 'holders',
     ARRAY['pool', 'holder', 'active_claims', 'max_claims', 'updated_at'], 'holders columns');
 SELECT columns_are('capacity', 'events',
     ARRAY['event_id', 'occurred_at', 'kind', 'code_id', 'code', 'pool', 'holder', 'claim_id',
-          'usage_after'], 'events columns');
+          'usage_after', 'units'], 'events columns');
 
 SELECT col_is_pk('capacity', 'codes', 'code_id', 'codes.code_id is the primary key');
 SELECT col_is_unique('capacity', 'codes', 'code', 'codes.code is unique');
@@ -52,8 +52,20 @@ SELECT has_type('capacity', 'release_result', 'type release_result');
 SELECT has_type('capacity', 'expiry_result', 'type expiry_result');
 
 -- Public signatures (docs/contract.md): names, argument types and results are the contract.
-SELECT has_function('capacity', 'claim', ARRAY['text', 'text', 'text'], 'claim(code, holder, lock_mode)');
-SELECT function_returns('capacity', 'claim', ARRAY['text', 'text', 'text'], 'capacity.claim_result', 'claim returns claim_result');
+SELECT has_function('capacity', 'claim', ARRAY['text', 'text', 'text', 'integer'], 'claim(code, holder, lock_mode, units)');
+SELECT function_returns('capacity', 'claim', ARRAY['text', 'text', 'text', 'integer'], 'capacity.claim_result', 'claim returns claim_result');
+SELECT is(ARRAY(SELECT a.attname::text FROM pg_attribute AS a
+                 WHERE a.attrelid = 'capacity.claim_result'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+                 ORDER BY a.attnum),
+          ARRAY['claim_id', 'token', 'code', 'holder', 'usage_count', 'max_uses', 'remaining',
+                'already_held', 'claimed_at', 'units'], 'claim_result columns');
+SELECT is(ARRAY(SELECT a.attname::text FROM pg_attribute AS a
+                 WHERE a.attrelid = 'capacity.claim_info'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+                 ORDER BY a.attnum),
+          ARRAY['claim_id', 'code', 'pool', 'holder', 'claimed_at', 'last_seen_at', 'released_at',
+                'end_reason', 'units'], 'claim_info columns');
+SELECT has_function('capacity', 'activity', ARRAY['interval', 'interval', 'text', 'text'],
+                    'activity(span, bucket, code, pool)');
 SELECT has_function('capacity', 'release', ARRAY['bigint', 'uuid'], 'release(claim_id, token)');
 SELECT function_returns('capacity', 'release', ARRAY['bigint', 'uuid'], 'capacity.release_result', 'release(id) returns release_result');
 SELECT has_function('capacity', 'release', ARRAY['text', 'text'], 'release(code, holder)');
@@ -91,10 +103,10 @@ SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.list_claims(tex
           ARRAY['code', 'holder', 'after', 'page_size'], 'list_claims argument names');
 
 -- Argument names are part of the API (named-argument calls).
-SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.claim(text,text,text)'::regprocedure),
-          ARRAY['code', 'holder', 'lock_mode'], 'claim argument names');
-SELECT is((SELECT pg_get_expr(proargdefaults, 0) FROM pg_proc WHERE oid = 'capacity.claim(text,text,text)'::regprocedure),
-          '''advisory''::text', 'claim defaults to the advisory lock mode');
+SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.claim(text,text,text,integer)'::regprocedure),
+          ARRAY['code', 'holder', 'lock_mode', 'units'], 'claim argument names');
+SELECT is((SELECT pg_get_expr(proargdefaults, 0) FROM pg_proc WHERE oid = 'capacity.claim(text,text,text,integer)'::regprocedure),
+          '''advisory''::text, 1', 'claim defaults to the advisory lock mode and one unit');
 SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.expire_idle_claims(interval,integer)'::regprocedure),
           ARRAY['idle', 'batch_size'], 'expire_idle_claims argument names');
 

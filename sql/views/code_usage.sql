@@ -1,6 +1,6 @@
 -- One row per code: usage, remaining units, utilisation and an independent count of its
--- active claims (equal to usage_count by the schema's invariant). usage_count includes
--- the units held in a slotted code's slot rows.
+-- active claims (whose units add up to usage_count by the schema's invariant). usage_count
+-- includes the units held in a slotted code's slot rows.
 CREATE OR REPLACE VIEW capacity.code_usage AS
 SELECT c.code,
        c.pool,

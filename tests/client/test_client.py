@@ -70,6 +70,18 @@ def test_claim_release_check_and_refusals_as_types(pool, db):
     audit(db)
 
 
+def test_a_claim_of_several_units(pool, db):
+    cap = Capacity(pool)
+    group = cap.claim("MANY", "group", units=48)
+    assert (group.units, group.remaining) == (48, 2)
+    assert cap.claim("MANY", "group", units=3).claim_id == group.claim_id  # already held
+    with pytest.raises(CodeFull) as full:
+        cap.claim("MANY", "other", units=3, lock_mode="nowait")
+    assert full.value.detail["units"] == 3
+    assert cap.release(group).remaining == 50
+    assert audit(db)["usage"] == 0
+
+
 def test_a_held_claim_heartbeats_and_is_released_even_on_error(pool, db):
     cap = Capacity(pool, heartbeat_every=0.05)
     with pytest.raises(RuntimeError), cap.claim("MANY", "worker") as claim:
@@ -123,6 +135,8 @@ async def test_the_async_client_claims_holds_and_releases(db, anyio_backend):
             with pytest.raises(CodeFull):
                 await cap.claim("ASYNC", "bob")
         assert (await cap.check("ASYNC")).usage_count == 0
-        claim = await cap.claim("ASYNC", "bob")
+        claim = await cap.claim("ASYNC", "bob", units=1)
         assert (await cap.release(claim)).released
+        with pytest.raises(CodeFull):
+            await cap.claim("ASYNC", "carol", units=2)
     assert audit(db)["usage"] == 0

@@ -368,3 +368,31 @@ async def test_validation_errors_say_what_is_wrong_in_words(fresh):
         assert big["message"] == "the request body is larger than 2048 bytes"
         assert big["details"]["max_body_bytes"] == 2048
         assert "PGCAPACITY_MAX_BODY_BYTES" in big["details"]["hint"]
+
+
+async def test_a_claim_of_several_units(fresh):
+    async with api_client(settings_for(fresh)) as c:
+        url = "/v1/codes/CLASS-7A/claims"
+        group = await c.post(url, json={"holder": "group", "units": 2}, headers=CLIENT_AUTH)
+        assert group.status_code == 201, group.text
+        assert (group.json()["units"], group.json()["remaining"]) == (2, 0)
+        again = await c.post(url, json={"holder": "group"}, headers=CLIENT_AUTH)
+        assert (again.status_code, again.json()["units"]) == (200, 2)  # the claim held
+        full = assert_error(
+            await c.post(url, json={"holder": "solo"}, headers=CLIENT_AUTH), "CODE_FULL", 409
+        )
+        assert full["details"]["units"] == 1
+        listed = (await c.get("/v1/codes/CLASS-7A/claims", headers=CLIENT_AUTH)).json()
+        assert [claim["units"] for claim in listed["claims"]] == [2]
+        before = snapshot(fresh)
+        for units in (0, -1, 1.5, None, 2**31):
+            bad = await c.post(url, json={"holder": "x", "units": units}, headers=CLIENT_AUTH)
+            assert_error(bad, "VALIDATION_ERROR", 400)
+        assert snapshot(fresh) == before
+        claim = group.json()
+        released = await c.delete(
+            f"/v1/claims/{claim['claim_id']}",
+            headers={"X-Claim-Token": claim["token"], **CLIENT_AUTH},
+        )
+        assert (released.json()["released"], released.json()["remaining"]) == (True, 2)
+        assert audit(fresh)["usage"] == 0

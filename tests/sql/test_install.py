@@ -280,3 +280,30 @@ def test_upgrade_to_longer_results_keeps_the_application_roles_grants(new_databa
             revoked = "SELECT revoked, claims_ended FROM capacity.revoke_code('UP-R')"
             assert conn.execute(revoked).fetchone() == (0, 0)
         conn.execute("DROP OWNED BY pgcapacity_up_app; DROP ROLE pgcapacity_up_app")
+
+
+def test_upgrade_to_multi_unit_claims_keeps_claims_and_callers(new_database, tmp_path):
+    """claim() gains `units` (0013): claims made before count one unit each, and an
+    application role granted the three-argument claim() still calls it that way."""
+    db = schema_before(new_database, tmp_path, "0013")
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("""
+            INSERT INTO capacity.codes (code, pool, max_uses, usage_count) VALUES ('UP-U', 'up', 3, 1);
+            INSERT INTO capacity.claims (code_id, pool, holder)
+            SELECT code_id, pool, 'before' FROM capacity.codes WHERE code = 'UP-U';
+            CREATE FUNCTION capacity.claim(code text, holder text, lock_mode text DEFAULT 'advisory')
+            RETURNS SETOF capacity.claim_result LANGUAGE sql AS $$ SELECT NULL::capacity.claim_result $$;
+            DROP ROLE IF EXISTS pgcapacity_up_app;
+            CREATE ROLE pgcapacity_up_app;
+            SELECT capacity.grant_app_access('pgcapacity_up_app');
+        """)
+    upgraded = dict(installer.migrate(db))
+    assert upgraded["migrations/0013_multi_unit_claims.sql"] == "applied"
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert conn.execute("SELECT units FROM capacity.claims").fetchall() == [(1,)]
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET LOCAL ROLE pgcapacity_up_app")
+            claim = "SELECT units, usage_count FROM capacity.claim('UP-U', 'after', 'wait')"
+            assert conn.execute(claim).fetchone() == (1, 2)
+            assert conn.execute("SELECT count(*) FROM capacity.reconcile()").fetchone() == (0,)
+        conn.execute("DROP OWNED BY pgcapacity_up_app; DROP ROLE pgcapacity_up_app")

@@ -45,6 +45,16 @@ test("claim, a full code as CodeFull, check, release", async () => {
   await assert.rejects(cap.heartbeat(claim), ClaimNotFound);
 });
 
+test("a claim of several units, given back whole by release", async () => {
+  const cap = new Capacity(pool, { lockMode: "wait" });
+  const before = (await cap.check("NODE-MANY")).usage_count;
+  const claim = await cap.claim("NODE-MANY", "group-of-3", { units: 3 });
+  assert.equal(claim.units, 3);
+  assert.equal(claim.usage_count, before + 3);
+  assert.equal((await cap.claim("NODE-MANY", "group-of-3", { units: 1 })).units, 3);
+  assert.equal((await cap.release(claim)).usage_count, before);
+});
+
 test("withClaim heartbeats and releases even when the work throws", async () => {
   const cap = new Capacity(pool);
   const seen = async (id) =>
