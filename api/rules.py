@@ -34,6 +34,22 @@ HOLDER_RULE: Final = f"1-{HOLDER_MAX_LENGTH} characters, not only spaces, no con
 POOL_PATTERN: Final = r"^[A-Za-z0-9_.-]{1,64}$"
 POOL_RULE: Final = "1-64 of A-Z a-z 0-9 _ . -"
 
+# A lease over HTTP: whole numbers with units of a second or more, largest unit first and
+# each unit once ("15 minutes", "1h 30m"), so every lease the pattern admits is a valid
+# PostgreSQL interval of at least one second. The SQL functions take any such interval
+# ("PT15M", "00:15:00" too).
+_LEASE_UNITS = ("w|weeks?", "d|days?", "h|hrs?|hours?", "m|mins?|minutes?", "s|secs?|seconds?")
+_LEASE_TERMS = [rf"[1-9][0-9]{{0,6}} *({unit})" for unit in _LEASE_UNITS]
+_LEASE_FROM = [
+    "".join([_LEASE_TERMS[i], *(f"( +{term})?" for term in _LEASE_TERMS[i + 1 :])])
+    for i in range(5)
+]
+LEASE_PATTERN: Final = rf"^ *({'|'.join(_LEASE_FROM)}) *$"
+LEASE_MAX_LENGTH: Final = 64
+LEASE_RULE: Final = (
+    'whole numbers with units w, d, h, m, s, largest first, each once: "15 minutes", "1h 30m"'
+)
+
 # capacity.claim()'s lock_mode argument.
 LOCK_MODES: Final = ("wait", "nowait", "advisory")
 

@@ -30,6 +30,15 @@ CodeName = Annotated[
 PoolName = Annotated[str, msgspec.Meta(pattern=rules.POOL_PATTERN, description=rules.POOL_RULE)]
 LockMode = Literal[rules.LOCK_MODES]  # type: ignore[valid-type]
 Count = Annotated[int, msgspec.Meta(ge=0, le=rules.MAX_INTEGER)]
+Lease = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=rules.LEASE_MAX_LENGTH,
+        pattern=rules.LEASE_PATTERN,
+        description=f"how long the claim lasts without a heartbeat: {rules.LEASE_RULE}",
+        examples=["15 minutes"],
+    ),
+]
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -41,6 +50,8 @@ class ClaimRequest(Request):
     lock_mode: LockMode | None = None
     # Taken all at once or not at all (a group booking); a repeat returns the claim held.
     units: Annotated[int, msgspec.Meta(ge=1, le=rules.MAX_INTEGER)] = 1
+    # Null: the code's default lease, if it has one.
+    lease: Lease | None = None
 
 
 class UsageRequest(Request):
@@ -59,6 +70,8 @@ class CodeSpec(Request):
     slots: Annotated[int, msgspec.Meta(ge=0, le=rules.MAX_SLOTS)] | msgspec.UnsetType = (
         msgspec.UNSET
     )
+    # Default lease of the code's claims; explicit null removes it.
+    lease: Lease | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class UpsertCodesRequest(Request):
@@ -92,6 +105,7 @@ class Claim(msgspec.Struct):
     already_held: bool
     claimed_at: datetime
     units: int
+    lease_expires_at: datetime | None
 
 
 class Release(msgspec.Struct):
@@ -144,6 +158,7 @@ class ClaimInfo(msgspec.Struct):
     released_at: datetime | None
     end_reason: Literal["released", "expired", "revoked"] | None
     units: int
+    lease_expires_at: datetime | None
 
 
 class ClaimPage(msgspec.Struct):

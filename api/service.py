@@ -47,7 +47,12 @@ class Capacity:
         self._loading: dict = {}  # key -> (ticket, future of the value) of loads under way
 
     async def claim(
-        self, code: str, holder: str, lock_mode: str | None, units: int = 1
+        self,
+        code: str,
+        holder: str,
+        lock_mode: str | None,
+        units: int = 1,
+        lease: str | None = None,
     ) -> schemas.Claim:
         query, params = named_call(
             "claim",
@@ -56,6 +61,7 @@ class Capacity:
             holder=holder,
             lock_mode=lock_mode or self.lock_mode,
             units=None if units == 1 else units,  # the SQL default; one statement less to prepare
+            lease=lease,
         )
         claim = await fetch_one(self.pool, query, params, AS_CLAIM)
         if not claim.already_held:

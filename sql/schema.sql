@@ -44,7 +44,9 @@ CREATE TYPE capacity._code_spec AS (
 	metadata jsonb,
 	has_metadata boolean,
 	slots integer,
-	has_slots boolean
+	has_slots boolean,
+	lease interval,
+	has_lease boolean
 );
 
 
@@ -72,7 +74,8 @@ CREATE TYPE capacity.claim_info AS (
 	last_seen_at timestamp with time zone,
 	released_at timestamp with time zone,
 	end_reason capacity.end_reason,
-	units integer
+	units integer,
+	lease_expires_at timestamp with time zone
 );
 
 
@@ -97,7 +100,8 @@ CREATE TYPE capacity.claim_result AS (
 	remaining integer,
 	already_held boolean,
 	claimed_at timestamp with time zone,
-	units integer
+	units integer,
+	lease_expires_at timestamp with time zone
 );
 
 
@@ -178,6 +182,8 @@ CREATE TABLE capacity.codes (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     slots smallint DEFAULT 0 NOT NULL,
+    lease interval,
+    CONSTRAINT codes_lease_positive CHECK ((lease >= '00:00:01'::interval)),
     CONSTRAINT codes_usage_within_capacity CHECK (((usage_count >= 0) AND (usage_count <= max_uses)))
 );
 
@@ -194,6 +200,13 @@ COMMENT ON TABLE capacity.codes IS 'Capacity-limited resources. usage_count alwa
 --
 
 COMMENT ON COLUMN capacity.codes.slots IS '0: plain (usage_count is the usage). N > 0: capacity spread over N rows of code_slots.';
+
+
+--
+-- Name: COLUMN codes.lease; Type: COMMENT; Schema: capacity; Owner: -
+--
+
+COMMENT ON COLUMN capacity.codes.lease IS 'Default lease of this code''s claims (null: claims end by release or idle expiry only).';
 
 
 --
@@ -221,10 +234,10 @@ $$;
 
 
 --
--- Name: _claim_across_slots(capacity.codes, text, text, integer); Type: FUNCTION; Schema: capacity; Owner: -
+-- Name: _claim_across_slots(capacity.codes, text, text, integer, interval); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
-CREATE FUNCTION capacity._claim_across_slots(c capacity.codes, p_holder text, p_mode text, p_units integer) RETURNS capacity.claim_result
+CREATE FUNCTION capacity._claim_across_slots(c capacity.codes, p_holder text, p_mode text, p_units integer, p_lease interval) RETURNS capacity.claim_result
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -240,6 +253,10 @@ BEGIN
     IF FOUND THEN
         RETURN capacity._claim_result(capacity._with_total_usage(c), cl, true);
     END IF;
+    IF capacity._lacks_room_only(capacity._with_total_usage(c), p_units)
+       AND capacity._end_lapsed_claims(c.code_id, p_mode, p_units, NULL) > 0 THEN
+        SELECT * INTO STRICT c FROM capacity.codes AS k WHERE k.code_id = c.code_id;
+    END IF;
     PERFORM capacity._raise_if_blocked(capacity._with_total_usage(c), p_units);
     WITH room AS (
         SELECT s.slot_id, s.cap - s.used AS free,
@@ -253,8 +270,8 @@ BEGIN
     UPDATE capacity.codes AS k SET usage_count = k.usage_count + p_units
      WHERE k.code_id = c.code_id
     RETURNING * INTO c;
-    INSERT INTO capacity.claims AS k (code_id, pool, holder, units)
-    VALUES (c.code_id, c.pool, p_holder, p_units)
+    INSERT INTO capacity.claims AS k (code_id, pool, holder, units, lease, lease_expires_at)
+    VALUES (c.code_id, c.pool, p_holder, p_units, p_lease, pg_catalog.now() + p_lease)
     RETURNING * INTO cl;  -- no conflict: another claim of this holder needs a row that is ours
     RETURN capacity._finish_claim(capacity._with_total_usage(c), cl);
 END
@@ -262,10 +279,10 @@ $$;
 
 
 --
--- Name: _claim_from_slot(capacity.codes, text, text, integer); Type: FUNCTION; Schema: capacity; Owner: -
+-- Name: _claim_from_slot(capacity.codes, text, text, integer, interval); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
-CREATE FUNCTION capacity._claim_from_slot(c capacity.codes, p_holder text, p_mode text, p_units integer) RETURNS capacity.claim_result
+CREATE FUNCTION capacity._claim_from_slot(c capacity.codes, p_holder text, p_mode text, p_units integer, p_lease interval) RETURNS capacity.claim_result
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -277,7 +294,7 @@ BEGIN
         IF v_slot_id = -1 THEN
             RETURN NULL;
         ELSIF v_slot_id = -2 THEN
-            RETURN capacity._claim_across_slots(c, p_holder, p_mode, p_units);
+            RETURN capacity._claim_across_slots(c, p_holder, p_mode, p_units, p_lease);
         END IF;
         -- A fresh look now that we hold the units (or saw too few free): a revoke or a
         -- deactivation that committed meanwhile wins, as it would on a plain code.
@@ -289,6 +306,10 @@ BEGIN
             EXIT;
         END IF;
         c := capacity._with_total_usage(c);
+        IF capacity._lacks_room_only(c, p_units)
+           AND capacity._end_lapsed_claims(c.code_id, p_mode, p_units, NULL) > 0 THEN
+            CONTINUE;  -- claims past their lease gave units back: look again
+        END IF;
         PERFORM capacity._raise_if_blocked(c, p_units);  -- full (or inactive, expired) now
         -- A unit was freed between the look at the slots and this one: try again.
     END LOOP;
@@ -302,8 +323,8 @@ BEGIN
     END IF;
 
     LOOP
-        INSERT INTO capacity.claims AS k (code_id, pool, holder, slot_id, units)
-        VALUES (c.code_id, c.pool, p_holder, v_slot_id, p_units)
+        INSERT INTO capacity.claims AS k (code_id, pool, holder, slot_id, units, lease, lease_expires_at)
+        VALUES (c.code_id, c.pool, p_holder, v_slot_id, p_units, p_lease, pg_catalog.now() + p_lease)
         ON CONFLICT (code_id, holder) WHERE released_at IS NULL DO NOTHING
         RETURNING * INTO cl;
         EXIT WHEN FOUND;
@@ -340,7 +361,11 @@ CREATE TABLE capacity.claims (
     end_reason capacity.end_reason,
     slot_id bigint,
     units integer DEFAULT 1 NOT NULL,
+    lease interval,
+    lease_expires_at timestamp with time zone,
     CONSTRAINT claims_end_consistent CHECK (((released_at IS NULL) = (end_reason IS NULL))),
+    CONSTRAINT claims_lease_has_expiry CHECK (((lease IS NULL) = (lease_expires_at IS NULL))),
+    CONSTRAINT claims_lease_positive CHECK ((lease >= '00:00:01'::interval)),
     CONSTRAINT claims_units_positive CHECK ((units >= 1))
 )
 WITH (fillfactor='90');
@@ -368,6 +393,20 @@ COMMENT ON COLUMN capacity.claims.units IS 'Units of the code this claim holds (
 
 
 --
+-- Name: COLUMN claims.lease; Type: COMMENT; Schema: capacity; Owner: -
+--
+
+COMMENT ON COLUMN capacity.claims.lease IS 'Length of the claim''s lease; each heartbeat renews it.';
+
+
+--
+-- Name: COLUMN claims.lease_expires_at; Type: COMMENT; Schema: capacity; Owner: -
+--
+
+COMMENT ON COLUMN capacity.claims.lease_expires_at IS 'When the claim stops counting unless renewed (null: no lease).';
+
+
+--
 -- Name: _claim_result(capacity.codes, capacity.claims, boolean); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
@@ -376,7 +415,7 @@ CREATE FUNCTION capacity._claim_result(c capacity.codes, cl capacity.claims, p_a
     AS $$
     SELECT ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
                c.max_uses - c.usage_count, p_already_held, cl.claimed_at,
-               cl.units)::capacity.claim_result
+               cl.units, cl.lease_expires_at)::capacity.claim_result
 $$;
 
 
@@ -423,11 +462,12 @@ BEGIN
                       HINT = 'Each element is an object such as {"code": "CLASS-7A", "max_uses": 400}.';
         END IF;
         SELECT k INTO v_key FROM jsonb_object_keys(e) AS k
-         WHERE k NOT IN ('code', 'max_uses', 'pool', 'is_active', 'expires_at', 'metadata', 'slots') LIMIT 1;
+         WHERE k NOT IN ('code', 'max_uses', 'pool', 'is_active', 'expires_at', 'metadata', 'slots', 'lease')
+         LIMIT 1;
         IF FOUND THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.% is not a known field', v_field, v_key
                 USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.' || v_key)::text,
-                      HINT = 'Known fields: code, max_uses, pool, is_active, expires_at, metadata, slots.';
+                      HINT = 'Known fields: code, max_uses, pool, is_active, expires_at, metadata, slots, lease.';
         END IF;
         IF jsonb_typeof(e -> 'code') IS DISTINCT FROM 'string' THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.code must be a string', v_field
@@ -484,6 +524,22 @@ BEGIN
                           HINT = '0 makes the code plain; N spreads its capacity over N rows for hot codes.';
             END IF;
             r.slots := (e ->> 'slots')::integer;
+        END IF;
+        r.has_lease := e ? 'lease';
+        r.lease := NULL;
+        IF r.has_lease AND jsonb_typeof(e -> 'lease') <> 'null' THEN
+            BEGIN
+                IF jsonb_typeof(e -> 'lease') = 'string' THEN
+                    r.lease := (e ->> 'lease')::interval;
+                END IF;
+            EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
+                r.lease := NULL;
+            END;
+            IF r.lease IS NULL OR r.lease < interval '1 second' THEN
+                RAISE EXCEPTION 'VALIDATION_ERROR: %.lease must be an interval of at least 1 second, or null', v_field
+                    USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.lease')::text,
+                          HINT = 'Use an interval such as "15 minutes", or null for claims without a lease.';
+            END IF;
         END IF;
         RETURN NEXT r;
         i := i + 1;
@@ -602,9 +658,57 @@ BEGIN
     INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after, units)
     VALUES (p_reason::text::capacity.event_kind, c.code_id, c.code, c.pool, ended.holder,
             ended.claim_id, c.usage_count, ended.units);
-    INSERT INTO capacity.pending_changes (codes) VALUES (ARRAY[c.code]);
+    IF p_reason = 'expired' THEN  -- counted in the dashboard's expiries, like expire_idle_claims'
+        INSERT INTO capacity.pending_changes (codes, pool, expiries) VALUES (ARRAY[c.code], c.pool, 1);
+    ELSE
+        INSERT INTO capacity.pending_changes (codes) VALUES (ARRAY[c.code]);
+    END IF;
     RETURN ROW(cl.claim_id, c.code, cl.holder, true, c.usage_count,
                c.max_uses - c.usage_count)::capacity.release_result;
+END
+$$;
+
+
+--
+-- Name: _end_lapsed_claims(bigint, text, integer, text); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._end_lapsed_claims(p_code_id bigint, p_mode text, p_units integer, p_holder text) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    c       capacity.codes;
+    cl      capacity.claims;
+    v_free  bigint;
+    v_ended integer := 0;
+BEGIN
+    PERFORM 1 FROM capacity.claims AS k
+     WHERE k.code_id = p_code_id AND k.released_at IS NULL AND k.lease_expires_at <= pg_catalog.now();
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    c := capacity._lock_code(p_code_id, p_mode);
+    PERFORM 1 FROM capacity.code_slots AS s
+     WHERE s.code_id = p_code_id
+       AND s.slot_id IN (SELECT k.slot_id FROM capacity.claims AS k
+                          WHERE k.code_id = p_code_id AND k.released_at IS NULL
+                            AND k.lease_expires_at <= pg_catalog.now())
+     ORDER BY s.slot
+       FOR NO KEY UPDATE;
+    v_free := c.max_uses - capacity._total_usage(c);
+    FOR cl IN SELECT * FROM capacity.claims AS k
+               WHERE k.code_id = p_code_id AND k.released_at IS NULL
+                 AND k.lease_expires_at <= pg_catalog.now()
+               ORDER BY (k.holder = p_holder) IS NOT TRUE, k.lease_expires_at, k.claim_id
+                 FOR UPDATE SKIP LOCKED
+    LOOP
+        EXIT WHEN v_free >= p_units AND cl.holder IS DISTINCT FROM p_holder;
+        IF (capacity._end_claim(cl, 'expired')).released THEN
+            v_free := v_free + cl.units;
+            v_ended := v_ended + 1;
+        END IF;
+    END LOOP;
+    RETURN v_ended;
 END
 $$;
 
@@ -715,6 +819,18 @@ CREATE FUNCTION capacity._is_code(normalised text) RETURNS boolean
     AS $$
     SELECT pg_catalog.char_length(normalised) BETWEEN 1 AND 64
        AND pg_catalog.ltrim(normalised, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-') = ''
+$$;
+
+
+--
+-- Name: _lacks_room_only(capacity.codes, integer); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._lacks_room_only(c capacity.codes, p_units integer) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT c.is_active AND (c.expires_at IS NULL OR c.expires_at > pg_catalog.now())
+           AND c.usage_count > c.max_uses - p_units
 $$;
 
 
@@ -837,6 +953,21 @@ $$;
 
 
 --
+-- Name: _raise_bad_lease(interval); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._raise_bad_lease(p_lease interval) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'VALIDATION_ERROR: lease must be at least 1 second, got %', p_lease
+        USING ERRCODE = 'CP001', DETAIL = pg_catalog.jsonb_build_object('field', 'lease')::text,
+              HINT = 'Pass a lease such as ''15 minutes'', or null for the code''s default.';
+END
+$$;
+
+
+--
 -- Name: _raise_bad_units(integer); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
@@ -937,6 +1068,26 @@ BEGIN
     ELSE
         NULL;
     END CASE;
+END
+$$;
+
+
+--
+-- Name: _release_claim(capacity.claims); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._release_claim(cl capacity.claims) RETURNS capacity.release_result
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    r capacity.release_result;
+BEGIN
+    IF cl.lease_expires_at IS NULL OR cl.lease_expires_at > pg_catalog.now() THEN
+        RETURN capacity._end_claim(cl, 'released');
+    END IF;
+    r := capacity._end_claim(cl, 'expired');
+    r.released := false;
+    RETURN r;
 END
 $$;
 
@@ -1387,10 +1538,10 @@ $_$;
 
 
 --
--- Name: claim(text, text, text, integer); Type: FUNCTION; Schema: capacity; Owner: -
+-- Name: claim(text, text, text, integer, interval); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
-CREATE FUNCTION capacity.claim(code text, holder text, lock_mode text DEFAULT 'advisory'::text, units integer DEFAULT 1) RETURNS capacity.claim_result
+CREATE FUNCTION capacity.claim(code text, holder text, lock_mode text DEFAULT 'advisory'::text, units integer DEFAULT 1, lease interval DEFAULT NULL::interval) RETURNS capacity.claim_result
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1400,29 +1551,47 @@ DECLARE
     v_holder text := capacity._require_holder(claim.holder);
     v_mode   text := capacity._require_lock_mode(claim.lock_mode);
     v_units  integer := claim.units;
+    v_lease  interval;
     c        capacity.codes;
     cl       capacity.claims;
     h        capacity.holders;
     result   capacity.claim_result;
     v_id     bigint;
+    v_lapsed bigint;  -- the holder's claim past its lease, ended below
 BEGIN
     -- 1. Unlocked look-ups answer the cheap cases without touching a lock.
     SELECT * INTO c FROM capacity.codes AS k WHERE k.code = v_code;
     IF NOT FOUND THEN
         PERFORM capacity._raise_code_not_found(v_code);
     END IF;
-    SELECT * INTO cl FROM capacity.claims AS k
-     WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
-    IF FOUND THEN
-        c := capacity._with_total_usage(c);
-        RETURN capacity._claim_result(c, cl, true);
-    END IF;
+    LOOP
+        SELECT * INTO cl FROM capacity.claims AS k
+         WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
+        EXIT WHEN NOT FOUND OR cl.claim_id = v_lapsed;
+        IF cl.lease_expires_at IS NULL OR cl.lease_expires_at > pg_catalog.now() THEN
+            c := capacity._with_total_usage(c);
+            RETURN capacity._claim_result(c, cl, true);
+        END IF;
+        -- The holder's claim is past its lease: it ends (expired), and this is a new claim,
+        -- unless a concurrent claim of the same holder made one meanwhile (look again).
+        -- (Still there the second time: it is locked by someone ending it; go on.)
+        v_lapsed := cl.claim_id;
+        PERFORM capacity._end_lapsed_claims(c.code_id, v_mode, 0, v_holder);
+        SELECT * INTO STRICT c FROM capacity.codes AS k WHERE k.code_id = c.code_id;
+    END LOOP;
     IF v_units IS NULL OR v_units < 1 THEN
         PERFORM capacity._raise_bad_units(v_units);
+    END IF;
+    v_lease := COALESCE(claim.lease, c.lease);
+    IF v_lease < interval '1 second' THEN
+        PERFORM capacity._raise_bad_lease(v_lease);
     END IF;
     -- (A slotted code's row counts only units outside its slots: this catches
     -- inactive, expired and codes whose capacity is all outside the slots.)
     IF capacity._blocker(c) IS NOT NULL OR c.usage_count > c.max_uses - v_units THEN
+        IF capacity._lacks_room_only(c, v_units) AND capacity._end_lapsed_claims(c.code_id, v_mode, v_units, NULL) > 0 THEN
+            SELECT * INTO STRICT c FROM capacity.codes AS k WHERE k.code_id = c.code_id;
+        END IF;
         PERFORM capacity._raise_if_blocked(c, v_units);
     END IF;
     SELECT * INTO h FROM capacity.holders AS k WHERE k.pool = c.pool AND k.holder = v_holder;
@@ -1432,8 +1601,8 @@ BEGIN
 
     -- 2a. A slotted code: take a unit from one of its slot rows, never the code row.
     IF c.slots > 0 THEN
-        result := capacity._claim_from_slot(c, v_holder, v_mode, v_units);
-        IF result IS NOT NULL THEN
+        result := capacity._claim_from_slot(c, v_holder, v_mode, v_units, v_lease);
+        IF result.claim_id IS NOT NULL THEN  -- (a row IS NOT NULL only when no field is null)
             RETURN result;
         END IF;  -- it turned plain meanwhile
     END IF;
@@ -1455,12 +1624,16 @@ BEGIN
         -- Full, blocked or slotted now (c is all NULL): decide on the locked row.
         c := capacity._lock_code(v_id, v_mode);
         IF c.slots > 0 THEN
-            RETURN capacity._claim_from_slot(c, v_holder, v_mode, v_units);
+            RETURN capacity._claim_from_slot(c, v_holder, v_mode, v_units, v_lease);
         END IF;
         SELECT * INTO cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
         IF FOUND THEN
             RETURN capacity._claim_result(c, cl, true);
+        END IF;
+        IF capacity._lacks_room_only(c, v_units)
+           AND capacity._end_lapsed_claims(c.code_id, v_mode, v_units, NULL) > 0 THEN
+            SELECT * INTO STRICT c FROM capacity.codes AS k WHERE k.code_id = v_id;
         END IF;
         PERFORM capacity._raise_if_blocked(c, v_units);
         UPDATE capacity.codes AS k SET usage_count = k.usage_count + v_units
@@ -1469,8 +1642,8 @@ BEGIN
     END IF;
 
     LOOP
-        INSERT INTO capacity.claims AS k (code_id, pool, holder, units)
-        VALUES (c.code_id, c.pool, v_holder, v_units)
+        INSERT INTO capacity.claims AS k (code_id, pool, holder, units, lease, lease_expires_at)
+        VALUES (c.code_id, c.pool, v_holder, v_units, v_lease, pg_catalog.now() + v_lease)
         ON CONFLICT (code_id, holder) WHERE released_at IS NULL DO NOTHING
         RETURNING * INTO cl;
         EXIT WHEN FOUND;
@@ -1586,7 +1759,8 @@ BEGIN
     v_candidates := array(SELECT k.claim_id
                             FROM capacity.claims AS k
                             JOIN capacity.codes AS c ON c.code_id = k.code_id
-                           WHERE k.released_at IS NULL AND k.last_seen_at < v_cutoff
+                           WHERE k.released_at IS NULL
+                             AND (k.lease_expires_at <= now() OR (k.lease IS NULL AND k.last_seen_at < v_cutoff))
                            ORDER BY k.last_seen_at, k.claim_id
                            LIMIT batch_size + 1
                              FOR NO KEY UPDATE OF c SKIP LOCKED);
@@ -1603,7 +1777,8 @@ BEGIN
            AND s.slot_id IN (SELECT k.slot_id FROM capacity.claims AS k
                               WHERE k.claim_id = ANY (v_candidates)
                                 AND k.code_id = ANY (v_locked) AND k.released_at IS NULL
-                                AND k.last_seen_at < v_cutoff AND k.slot_id IS NOT NULL)
+                                AND k.slot_id IS NOT NULL
+                                AND (k.lease_expires_at <= now() OR (k.lease IS NULL AND k.last_seen_at < v_cutoff)))
          ORDER BY s.code_id, s.slot
            FOR NO KEY UPDATE SKIP LOCKED);
 
@@ -1616,7 +1791,8 @@ BEGIN
                 SELECT k.claim_id FROM capacity.claims AS k
                  WHERE k.claim_id = ANY (v_candidates)
                    AND k.code_id = ANY (v_locked)
-                   AND k.released_at IS NULL AND k.last_seen_at < v_cutoff
+                   AND k.released_at IS NULL
+                   AND (k.lease_expires_at <= now() OR (k.lease IS NULL AND k.last_seen_at < v_cutoff))
                    AND (k.slot_id IS NULL OR k.slot_id = ANY (v_slots_locked)
                         OR NOT EXISTS (SELECT 1 FROM capacity.code_slots AS s WHERE s.slot_id = k.slot_id))
                  ORDER BY k.last_seen_at
@@ -1678,7 +1854,8 @@ BEGIN
     -- one beyond the batch, or one of the batch skipped because its row or slot was busy.
     v_more := v_overflow OR EXISTS (SELECT 1 FROM capacity.claims AS k
                                      WHERE k.claim_id = ANY (v_candidates)
-                                       AND k.released_at IS NULL AND k.last_seen_at < v_cutoff);
+                                       AND k.released_at IS NULL
+                                       AND (k.lease_expires_at <= now() OR (k.lease IS NULL AND k.last_seen_at < v_cutoff)));
     RETURN ROW(v_expired, v_codes, v_holder_rows, v_more)::capacity.expiry_result;
 END
 $$;
@@ -1696,7 +1873,7 @@ DECLARE
     v_claim capacity.claim_info;
 BEGIN
     SELECT cl.claim_id, k.code, cl.pool, cl.holder, cl.claimed_at, cl.last_seen_at,
-           cl.released_at, cl.end_reason, cl.units
+           cl.released_at, cl.end_reason, cl.units, cl.lease_expires_at
       INTO v_claim
       FROM capacity.claims AS cl
       JOIN capacity.codes AS k ON k.code_id = cl.code_id
@@ -1761,9 +1938,10 @@ DECLARE
     v_seen timestamptz;
 BEGIN
     UPDATE capacity.claims AS k
-       SET last_seen_at = now()
+       SET last_seen_at = now(), lease_expires_at = now() + k.lease
      WHERE k.claim_id = heartbeat.claim_id
        AND k.released_at IS NULL
+       AND (k.lease_expires_at IS NULL OR k.lease_expires_at > now())
        AND k.token = COALESCE(heartbeat.token, k.token)
     RETURNING k.last_seen_at INTO v_seen;
     IF NOT FOUND THEN
@@ -1801,7 +1979,7 @@ BEGIN
     END IF;
     RETURN QUERY
         SELECT cl.claim_id, k.code, cl.pool, cl.holder, cl.claimed_at, cl.last_seen_at,
-               cl.released_at, cl.end_reason, cl.units
+               cl.released_at, cl.end_reason, cl.units, cl.lease_expires_at
           FROM capacity.claims AS cl
           JOIN capacity.codes AS k ON k.code_id = cl.code_id
          WHERE cl.released_at IS NULL
@@ -2158,7 +2336,7 @@ BEGIN
         RETURN ROW(cl.claim_id, c.code, cl.holder, false, c.usage_count,
                    c.max_uses - c.usage_count)::capacity.release_result;
     END IF;
-    RETURN capacity._end_claim(cl, 'released');
+    RETURN capacity._release_claim(cl);
 END
 $$;
 
@@ -2189,7 +2367,7 @@ BEGIN
         RETURN ROW(NULL, c.code, v_holder, false, c.usage_count,
                    c.max_uses - c.usage_count)::capacity.release_result;
     END IF;
-    RETURN capacity._end_claim(cl, 'released');
+    RETURN capacity._release_claim(cl);
 END
 $$;
 
@@ -2476,6 +2654,7 @@ BEGIN
                    is_active  = CASE WHEN s.has_active THEN s.is_active ELSE c.is_active END,
                    expires_at = CASE WHEN s.has_expires THEN s.expires_at ELSE c.expires_at END,
                    metadata   = CASE WHEN s.has_metadata THEN s.metadata ELSE c.metadata END,
+                   lease      = CASE WHEN s.has_lease THEN s.lease ELSE c.lease END,
                    updated_at = now()
               FROM unnest(v_specs) AS s
              WHERE s.code = c.code AND c.code = ANY (v_pending)
@@ -2486,9 +2665,9 @@ BEGIN
         updated := updated + v_n;
 
         WITH added AS (
-            INSERT INTO capacity.codes AS c (code, max_uses, pool, is_active, expires_at, metadata)
+            INSERT INTO capacity.codes AS c (code, max_uses, pool, is_active, expires_at, metadata, lease)
             SELECT s.code, s.max_uses, COALESCE(s.pool, 'default'), COALESCE(s.is_active, true),
-                   s.expires_at, COALESCE(s.metadata, '{}')
+                   s.expires_at, COALESCE(s.metadata, '{}'), s.lease
               FROM unnest(v_specs) AS s
              WHERE s.code = ANY (v_pending)
              ORDER BY s.code
@@ -3025,6 +3204,13 @@ ALTER TABLE ONLY capacity.pool_activity
 
 
 --
+-- Name: claims_lease_idx; Type: INDEX; Schema: capacity; Owner: -
+--
+
+CREATE INDEX claims_lease_idx ON capacity.claims USING btree (code_id, lease_expires_at) WHERE ((released_at IS NULL) AND (lease_expires_at IS NOT NULL));
+
+
+--
 -- Name: claims_one_active_per_holder; Type: INDEX; Schema: capacity; Owner: -
 --
 
@@ -3096,17 +3282,17 @@ REVOKE ALL ON FUNCTION capacity._blocker_of(p_is_active boolean, p_expires_at ti
 
 
 --
--- Name: FUNCTION _claim_across_slots(c capacity.codes, p_holder text, p_mode text, p_units integer); Type: ACL; Schema: capacity; Owner: -
+-- Name: FUNCTION _claim_across_slots(c capacity.codes, p_holder text, p_mode text, p_units integer, p_lease interval); Type: ACL; Schema: capacity; Owner: -
 --
 
-REVOKE ALL ON FUNCTION capacity._claim_across_slots(c capacity.codes, p_holder text, p_mode text, p_units integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capacity._claim_across_slots(c capacity.codes, p_holder text, p_mode text, p_units integer, p_lease interval) FROM PUBLIC;
 
 
 --
--- Name: FUNCTION _claim_from_slot(c capacity.codes, p_holder text, p_mode text, p_units integer); Type: ACL; Schema: capacity; Owner: -
+-- Name: FUNCTION _claim_from_slot(c capacity.codes, p_holder text, p_mode text, p_units integer, p_lease interval); Type: ACL; Schema: capacity; Owner: -
 --
 
-REVOKE ALL ON FUNCTION capacity._claim_from_slot(c capacity.codes, p_holder text, p_mode text, p_units integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capacity._claim_from_slot(c capacity.codes, p_holder text, p_mode text, p_units integer, p_lease interval) FROM PUBLIC;
 
 
 --
@@ -3152,6 +3338,13 @@ REVOKE ALL ON FUNCTION capacity._end_claim(cl capacity.claims, p_reason capacity
 
 
 --
+-- Name: FUNCTION _end_lapsed_claims(p_code_id bigint, p_mode text, p_units integer, p_holder text); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._end_lapsed_claims(p_code_id bigint, p_mode text, p_units integer, p_holder text) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION _finish_claim(c capacity.codes, cl capacity.claims); Type: ACL; Schema: capacity; Owner: -
 --
 
@@ -3184,6 +3377,13 @@ REVOKE ALL ON FUNCTION capacity._invariant_violations() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION capacity._is_code(normalised text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION _lacks_room_only(c capacity.codes, p_units integer); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._lacks_room_only(c capacity.codes, p_units integer) FROM PUBLIC;
 
 
 --
@@ -3243,6 +3443,13 @@ REVOKE ALL ON FUNCTION capacity._quote_input(raw text) FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION _raise_bad_lease(p_lease interval); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._raise_bad_lease(p_lease interval) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION _raise_bad_units(p_units integer); Type: ACL; Schema: capacity; Owner: -
 --
 
@@ -3275,6 +3482,13 @@ REVOKE ALL ON FUNCTION capacity._raise_holder_limit(p_pool text, p_holder text, 
 --
 
 REVOKE ALL ON FUNCTION capacity._raise_if_blocked(c capacity.codes, p_units integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION _release_claim(cl capacity.claims); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._release_claim(cl capacity.claims) FROM PUBLIC;
 
 
 --
@@ -3383,10 +3597,10 @@ REVOKE ALL ON FUNCTION capacity."check"(code text) FROM PUBLIC;
 
 
 --
--- Name: FUNCTION claim(code text, holder text, lock_mode text, units integer); Type: ACL; Schema: capacity; Owner: -
+-- Name: FUNCTION claim(code text, holder text, lock_mode text, units integer, lease interval); Type: ACL; Schema: capacity; Owner: -
 --
 
-REVOKE ALL ON FUNCTION capacity.claim(code text, holder text, lock_mode text, units integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capacity.claim(code text, holder text, lock_mode text, units integer, lease interval) FROM PUBLIC;
 
 
 --

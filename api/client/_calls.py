@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
+
+# A claim's lease: a timedelta, or a PostgreSQL interval such as "15 minutes"; None takes
+# the code's default lease (or none).
+Lease = timedelta | str | None
 
 
 @dataclass
@@ -26,6 +30,7 @@ class Claim:
     already_held: bool
     claimed_at: datetime
     units: int
+    lease_expires_at: datetime | None
     _holding: Any = field(default=None, compare=False, repr=False)
 
     def __enter__(self) -> Claim:
@@ -77,9 +82,11 @@ CHECK = f"SELECT {_columns(CodeStatus)} FROM capacity.check(%s)"
 USAGE = f"SELECT {_columns(CodeStatus)} FROM capacity.usage_batch(%s)"
 
 
-def claim_query(code: str, holder: str, lock_mode: str | None, units: int) -> tuple[str, tuple]:
+def claim_query(
+    code: str, holder: str, lock_mode: str | None, units: int, lease: Lease
+) -> tuple[str, tuple]:
     """capacity.claim() with the arguments given; the others take the SQL defaults."""
-    given = {"lock_mode": lock_mode, "units": None if units == 1 else units}
+    given = {"lock_mode": lock_mode, "units": None if units == 1 else units, "lease": lease}
     named = [(name, value) for name, value in given.items() if value is not None]
     arguments = "".join(f", {name} => %s" for name, _ in named)
     query = f"SELECT {_columns(Claim)} FROM capacity.claim(%s, %s{arguments})"

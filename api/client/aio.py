@@ -64,13 +64,21 @@ class AsyncCapacity:
             return await cur.fetchone()
 
     def claim(
-        self, code: str, holder: str, *, lock_mode: str | None = None, units: int = 1
+        self,
+        code: str,
+        holder: str,
+        *,
+        lock_mode: str | None = None,
+        units: int = 1,
+        lease: _calls.Lease = None,
     ) -> _ClaimCall:
         """Awaited: `units` units of `code` for `holder`; used with `async with`: held."""
-        return _ClaimCall(self, code, holder, lock_mode, units)
+        return _ClaimCall(self, code, holder, lock_mode, units, lease)
 
-    async def _claim(self, code: str, holder: str, lock_mode: str | None, units: int) -> Claim:
-        query, params = _calls.claim_query(code, holder, lock_mode or self.lock_mode, units)
+    async def _claim(
+        self, code: str, holder: str, lock_mode: str | None, units: int, lease: _calls.Lease
+    ) -> Claim:
+        query, params = _calls.claim_query(code, holder, lock_mode or self.lock_mode, units, lease)
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 return await self._one(query, params, Claim)
@@ -112,10 +120,16 @@ class _ClaimCall:
     manager (the claim held: heartbeats in a task, released at the end)."""
 
     def __init__(
-        self, client: AsyncCapacity, code: str, holder: str, lock_mode: str | None, units: int
+        self,
+        client: AsyncCapacity,
+        code: str,
+        holder: str,
+        lock_mode: str | None,
+        units: int,
+        lease: _calls.Lease,
     ):
         self.client = client
-        self.args = (code, holder, lock_mode, units)
+        self.args = (code, holder, lock_mode, units, lease)
         self.claim: Claim | None = None
         self.task: asyncio.Task | None = None
 

@@ -65,11 +65,17 @@ class Capacity:
             return cur.execute(query, params).fetchone()
 
     def claim(
-        self, code: str, holder: str, *, lock_mode: str | None = None, units: int = 1
+        self,
+        code: str,
+        holder: str,
+        *,
+        lock_mode: str | None = None,
+        units: int = 1,
+        lease: _calls.Lease = None,
     ) -> Claim:
         """`units` units of `code` for `holder`, all or none (the holder's existing claim,
-        whatever its units, if it has one)."""
-        query, params = _calls.claim_query(code, holder, lock_mode or self.lock_mode, units)
+        whatever its units, if it has one), with `lease` when given (heartbeats renew it)."""
+        query, params = _calls.claim_query(code, holder, lock_mode or self.lock_mode, units, lease)
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 claim = self._one(query, params, Claim)

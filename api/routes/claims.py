@@ -89,6 +89,7 @@ class ClaimsController(Controller):
         summary="Keep a claim alive",
     )
     async def heartbeat(self, state: State, claim_id: ClaimId, token: ClaimToken) -> Heartbeat:
-        """Refreshes `last_seen_at` so idle expiry leaves the claim alone. CLAIM_NOT_FOUND
-        when the claim has ended (released, expired, revoked): claim again."""
+        """Refreshes `last_seen_at` so idle expiry leaves the claim alone, and renews its
+        lease, if it has one, to `last_seen_at` plus the lease. CLAIM_NOT_FOUND when the
+        claim has ended (released, expired, revoked) or is past its lease: claim again."""
         return await service(state).heartbeat(claim_id, token)

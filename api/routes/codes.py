@@ -113,8 +113,12 @@ class CodesController(Controller):
         """Atomically takes `units` units (default 1) for `holder`, all or none: 201 with
         the claim (keep `claim_id` and `token`: release and heartbeat need both). Claiming
         again while holding the code returns the same claim, with the units it holds, with
-        200 and `already_held: true`, taking nothing more."""
-        claim = await service(state).claim(code, data.holder, data.lock_mode, data.units)
+        200 and `already_held: true`, taking nothing more. With `lease` (or the code's
+        default lease) the claim stops counting at `lease_expires_at` unless a heartbeat
+        renews it."""
+        claim = await service(state).claim(
+            code, data.holder, data.lock_mode, data.units, data.lease
+        )
         return Response(claim, status_code=200 if claim.already_held else 201)
 
     @get(

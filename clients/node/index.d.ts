@@ -15,6 +15,8 @@ export interface Claim {
   claimed_at: Date;
   /** Units of the code this claim holds. */
   units: number;
+  /** When the claim ends unless a heartbeat renews it; null without a lease. */
+  lease_expires_at: Date | null;
 }
 
 export interface Release {
@@ -57,7 +59,7 @@ export interface CapacityOptions {
 
 export class Capacity {
   constructor(db: Pool | Client, options?: CapacityOptions);
-  claim(code: string, holder: string, options?: { lockMode?: LockMode; units?: number }): Promise<Claim>;
+  claim(code: string, holder: string, options?: { lockMode?: LockMode; units?: number; lease?: string }): Promise<Claim>;
   release(claim: Claim): Promise<Release>;
   release(claimId: number, token?: string): Promise<Release>;
   releaseHolder(code: string, holder: string): Promise<Release>;
@@ -69,7 +71,7 @@ export class Capacity {
     code: string,
     holder: string,
     work: (claim: Claim) => Promise<T> | T,
-    options?: { heartbeatMs?: number; lockMode?: LockMode; units?: number },
+    options?: { heartbeatMs?: number; lockMode?: LockMode; units?: number; lease?: string },
   ): Promise<T>;
 }
 

@@ -9,7 +9,7 @@ export const {
   ClaimNotFound, LockContended, CapacityBelowUsage, ServiceUnavailable,
 } = errors;
 
-const CLAIM_COLUMNS = "claim_id, token, code, holder, usage_count, max_uses, remaining, already_held, claimed_at, units";
+const CLAIM_COLUMNS = "claim_id, token, code, holder, usage_count, max_uses, remaining, already_held, claimed_at, units, lease_expires_at";
 const RELEASE_COLUMNS = "claim_id, code, holder, released, usage_count, remaining";
 const STATUS_COLUMNS = "code, found, pool, is_active, expires_at, usage_count, max_uses, remaining, can_claim, reason";
 
@@ -42,11 +42,13 @@ export class Capacity {
 
   /**
    * `units` units (default 1) of `code` for `holder`, all or none (the holder's existing
-   * claim, whatever its units, if it has one).
+   * claim, whatever its units, if it has one). `lease` (a PostgreSQL interval such as
+   * "15 minutes") ends the claim unless a heartbeat renews it in time; the code's default
+   * lease applies when it is not given.
    */
-  async claim(code, holder, { lockMode, units } = {}) {
+  async claim(code, holder, { lockMode, units, lease } = {}) {
     // Only the arguments given: the others take the SQL function's defaults.
-    const given = Object.entries({ lock_mode: lockMode ?? this.lockMode, units })
+    const given = Object.entries({ lock_mode: lockMode ?? this.lockMode, units, lease })
       .filter(([, value]) => value !== undefined);
     const named = given.map(([name], i) => `, ${name} => $${i + 3}`).join("");
     const sql = `SELECT ${CLAIM_COLUMNS} FROM capacity.claim($1, $2${named})`;
@@ -95,8 +97,8 @@ export class Capacity {
    * Claims, runs `work(claim)` while heartbeating every `heartbeatMs`, and releases the
    * claim when `work` ends, whether it returns or throws; returns what `work` returns.
    */
-  async withClaim(code, holder, work, { heartbeatMs = 60_000, lockMode, units } = {}) {
-    const claim = await this.claim(code, holder, { lockMode, units });
+  async withClaim(code, holder, work, { heartbeatMs = 60_000, lockMode, units, lease } = {}) {
+    const claim = await this.claim(code, holder, { lockMode, units, lease });
     const timer = heartbeatMs > 0
       ? setInterval(() => this.heartbeat(claim).catch(() => {}), heartbeatMs)
       : undefined;

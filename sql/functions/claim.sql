@@ -1,9 +1,12 @@
 -- Claims `units` units of a code for a holder (all or none), inside the caller's
--- transaction. Idempotent per (code, holder): a holder that already holds the code gets
--- its claim back (already_held = true, with the units it holds, whatever `units` says)
--- and takes nothing more. Never exceeds max_uses or the holder limit (which counts claims).
+-- transaction, with a lease when one is given (or the code has one). Idempotent per
+-- (code, holder): a holder that already holds the code gets its claim back
+-- (already_held = true, with the units it holds, whatever `units` says) and takes nothing
+-- more. Never exceeds max_uses or the holder limit (which counts claims). Claims past
+-- their lease do not count: when the code is full, claim() ends as many as it needs.
 CREATE OR REPLACE FUNCTION capacity.claim(
-    code text, holder text, lock_mode text DEFAULT 'advisory', units integer DEFAULT 1)
+    code text, holder text, lock_mode text DEFAULT 'advisory', units integer DEFAULT 1,
+    lease interval DEFAULT NULL)
 RETURNS capacity.claim_result
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -14,29 +17,47 @@ DECLARE
     v_holder text := capacity._require_holder(claim.holder);
     v_mode   text := capacity._require_lock_mode(claim.lock_mode);
     v_units  integer := claim.units;
+    v_lease  interval;
     c        capacity.codes;
     cl       capacity.claims;
     h        capacity.holders;
     result   capacity.claim_result;
     v_id     bigint;
+    v_lapsed bigint;  -- the holder's claim past its lease, ended below
 BEGIN
     -- 1. Unlocked look-ups answer the cheap cases without touching a lock.
     SELECT * INTO c FROM capacity.codes AS k WHERE k.code = v_code;
     IF NOT FOUND THEN
         PERFORM capacity._raise_code_not_found(v_code);
     END IF;
-    SELECT * INTO cl FROM capacity.claims AS k
-     WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
-    IF FOUND THEN
-        c := capacity._with_total_usage(c);
-        RETURN capacity._claim_result(c, cl, true);
-    END IF;
+    LOOP
+        SELECT * INTO cl FROM capacity.claims AS k
+         WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
+        EXIT WHEN NOT FOUND OR cl.claim_id = v_lapsed;
+        IF cl.lease_expires_at IS NULL OR cl.lease_expires_at > pg_catalog.now() THEN
+            c := capacity._with_total_usage(c);
+            RETURN capacity._claim_result(c, cl, true);
+        END IF;
+        -- The holder's claim is past its lease: it ends (expired), and this is a new claim,
+        -- unless a concurrent claim of the same holder made one meanwhile (look again).
+        -- (Still there the second time: it is locked by someone ending it; go on.)
+        v_lapsed := cl.claim_id;
+        PERFORM capacity._end_lapsed_claims(c.code_id, v_mode, 0, v_holder);
+        SELECT * INTO STRICT c FROM capacity.codes AS k WHERE k.code_id = c.code_id;
+    END LOOP;
     IF v_units IS NULL OR v_units < 1 THEN
         PERFORM capacity._raise_bad_units(v_units);
+    END IF;
+    v_lease := COALESCE(claim.lease, c.lease);
+    IF v_lease < interval '1 second' THEN
+        PERFORM capacity._raise_bad_lease(v_lease);
     END IF;
     -- (A slotted code's row counts only units outside its slots: this catches
     -- inactive, expired and codes whose capacity is all outside the slots.)
     IF capacity._blocker(c) IS NOT NULL OR c.usage_count > c.max_uses - v_units THEN
+        IF capacity._lacks_room_only(c, v_units) AND capacity._end_lapsed_claims(c.code_id, v_mode, v_units, NULL) > 0 THEN
+            SELECT * INTO STRICT c FROM capacity.codes AS k WHERE k.code_id = c.code_id;
+        END IF;
         PERFORM capacity._raise_if_blocked(c, v_units);
     END IF;
     SELECT * INTO h FROM capacity.holders AS k WHERE k.pool = c.pool AND k.holder = v_holder;
@@ -46,8 +67,8 @@ BEGIN
 
     -- 2a. A slotted code: take a unit from one of its slot rows, never the code row.
     IF c.slots > 0 THEN
-        result := capacity._claim_from_slot(c, v_holder, v_mode, v_units);
-        IF result IS NOT NULL THEN
+        result := capacity._claim_from_slot(c, v_holder, v_mode, v_units, v_lease);
+        IF result.claim_id IS NOT NULL THEN  -- (a row IS NOT NULL only when no field is null)
             RETURN result;
         END IF;  -- it turned plain meanwhile
     END IF;
@@ -69,12 +90,16 @@ BEGIN
         -- Full, blocked or slotted now (c is all NULL): decide on the locked row.
         c := capacity._lock_code(v_id, v_mode);
         IF c.slots > 0 THEN
-            RETURN capacity._claim_from_slot(c, v_holder, v_mode, v_units);
+            RETURN capacity._claim_from_slot(c, v_holder, v_mode, v_units, v_lease);
         END IF;
         SELECT * INTO cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
         IF FOUND THEN
             RETURN capacity._claim_result(c, cl, true);
+        END IF;
+        IF capacity._lacks_room_only(c, v_units)
+           AND capacity._end_lapsed_claims(c.code_id, v_mode, v_units, NULL) > 0 THEN
+            SELECT * INTO STRICT c FROM capacity.codes AS k WHERE k.code_id = v_id;
         END IF;
         PERFORM capacity._raise_if_blocked(c, v_units);
         UPDATE capacity.codes AS k SET usage_count = k.usage_count + v_units
@@ -83,8 +108,8 @@ BEGIN
     END IF;
 
     LOOP
-        INSERT INTO capacity.claims AS k (code_id, pool, holder, units)
-        VALUES (c.code_id, c.pool, v_holder, v_units)
+        INSERT INTO capacity.claims AS k (code_id, pool, holder, units, lease, lease_expires_at)
+        VALUES (c.code_id, c.pool, v_holder, v_units, v_lease, pg_catalog.now() + v_lease)
         ON CONFLICT (code_id, holder) WHERE released_at IS NULL DO NOTHING
         RETURNING * INTO cl;
         EXIT WHEN FOUND;
@@ -114,7 +139,7 @@ LANGUAGE sql IMMUTABLE
 AS $$
     SELECT ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
                c.max_uses - c.usage_count, p_already_held, cl.claimed_at,
-               cl.units)::capacity.claim_result
+               cl.units, cl.lease_expires_at)::capacity.claim_result
 $$;
 
 -- Raises VALIDATION_ERROR for a claim's units below 1 or null. (More units than the
@@ -165,6 +190,76 @@ BEGIN
     ELSE
         NULL;
     END CASE;
+END
+$$;
+
+-- Raises VALIDATION_ERROR for a lease shorter than a second (or negative).
+CREATE OR REPLACE FUNCTION capacity._raise_bad_lease(p_lease interval)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    RAISE EXCEPTION 'VALIDATION_ERROR: lease must be at least 1 second, got %', p_lease
+        USING ERRCODE = 'CP001', DETAIL = pg_catalog.jsonb_build_object('field', 'lease')::text,
+              HINT = 'Pass a lease such as ''15 minutes'', or null for the code''s default.';
+END
+$$;
+
+-- Whether the only thing keeping a claim of p_units units off this code (c: with its
+-- whole usage) is room: it is active and unexpired, but fewer units are free. Only then
+-- can ending claims past their lease help.
+CREATE OR REPLACE FUNCTION capacity._lacks_room_only(c capacity.codes, p_units integer)
+RETURNS boolean
+LANGUAGE sql STABLE
+AS $$
+    SELECT c.is_active AND (c.expires_at IS NULL OR c.expires_at > pg_catalog.now())
+           AND c.usage_count > c.max_uses - p_units
+$$;
+
+-- Ends claims of a code that are past their lease (end_reason expired), so that a claim
+-- of p_units units finds room: the oldest first, only as many as it takes, and always
+-- p_holder's own (its claim can then be made again). Returns how many it ended; 0, with no
+-- lock taken, when the code has none. Takes the code's lock as a claim in p_mode would,
+-- then the slots holding them (lock order: code, slots, claims); claims locked right now
+-- (a release, or assert_held in an open transaction) are skipped.
+CREATE OR REPLACE FUNCTION capacity._end_lapsed_claims(
+    p_code_id bigint, p_mode text, p_units integer, p_holder text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    c       capacity.codes;
+    cl      capacity.claims;
+    v_free  bigint;
+    v_ended integer := 0;
+BEGIN
+    PERFORM 1 FROM capacity.claims AS k
+     WHERE k.code_id = p_code_id AND k.released_at IS NULL AND k.lease_expires_at <= pg_catalog.now();
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    c := capacity._lock_code(p_code_id, p_mode);
+    PERFORM 1 FROM capacity.code_slots AS s
+     WHERE s.code_id = p_code_id
+       AND s.slot_id IN (SELECT k.slot_id FROM capacity.claims AS k
+                          WHERE k.code_id = p_code_id AND k.released_at IS NULL
+                            AND k.lease_expires_at <= pg_catalog.now())
+     ORDER BY s.slot
+       FOR NO KEY UPDATE;
+    v_free := c.max_uses - capacity._total_usage(c);
+    FOR cl IN SELECT * FROM capacity.claims AS k
+               WHERE k.code_id = p_code_id AND k.released_at IS NULL
+                 AND k.lease_expires_at <= pg_catalog.now()
+               ORDER BY (k.holder = p_holder) IS NOT TRUE, k.lease_expires_at, k.claim_id
+                 FOR UPDATE SKIP LOCKED
+    LOOP
+        EXIT WHEN v_free >= p_units AND cl.holder IS DISTINCT FROM p_holder;
+        IF (capacity._end_claim(cl, 'expired')).released THEN
+            v_free := v_free + cl.units;
+            v_ended := v_ended + 1;
+        END IF;
+    END LOOP;
+    RETURN v_ended;
 END
 $$;
 
@@ -368,7 +463,7 @@ $$;
 -- caller validated the input and did the unlocked pre-checks). Returns NULL when the code
 -- turned plain meanwhile: the caller then takes the plain path.
 CREATE OR REPLACE FUNCTION capacity._claim_from_slot(
-    c capacity.codes, p_holder text, p_mode text, p_units integer)
+    c capacity.codes, p_holder text, p_mode text, p_units integer, p_lease interval)
 RETURNS capacity.claim_result
 LANGUAGE plpgsql VOLATILE
 AS $$
@@ -381,7 +476,7 @@ BEGIN
         IF v_slot_id = -1 THEN
             RETURN NULL;
         ELSIF v_slot_id = -2 THEN
-            RETURN capacity._claim_across_slots(c, p_holder, p_mode, p_units);
+            RETURN capacity._claim_across_slots(c, p_holder, p_mode, p_units, p_lease);
         END IF;
         -- A fresh look now that we hold the units (or saw too few free): a revoke or a
         -- deactivation that committed meanwhile wins, as it would on a plain code.
@@ -393,6 +488,10 @@ BEGIN
             EXIT;
         END IF;
         c := capacity._with_total_usage(c);
+        IF capacity._lacks_room_only(c, p_units)
+           AND capacity._end_lapsed_claims(c.code_id, p_mode, p_units, NULL) > 0 THEN
+            CONTINUE;  -- claims past their lease gave units back: look again
+        END IF;
         PERFORM capacity._raise_if_blocked(c, p_units);  -- full (or inactive, expired) now
         -- A unit was freed between the look at the slots and this one: try again.
     END LOOP;
@@ -406,8 +505,8 @@ BEGIN
     END IF;
 
     LOOP
-        INSERT INTO capacity.claims AS k (code_id, pool, holder, slot_id, units)
-        VALUES (c.code_id, c.pool, p_holder, v_slot_id, p_units)
+        INSERT INTO capacity.claims AS k (code_id, pool, holder, slot_id, units, lease, lease_expires_at)
+        VALUES (c.code_id, c.pool, p_holder, v_slot_id, p_units, p_lease, pg_catalog.now() + p_lease)
         ON CONFLICT (code_id, holder) WHERE released_at IS NULL DO NOTHING
         RETURNING * INTO cl;
         EXIT WHEN FOUND;
@@ -434,7 +533,7 @@ $$;
 -- gives the units back to a slot). Rare and exclusive, like a re-slice: it waits for the
 -- claims in flight on the code. Returns NULL when the code turned plain meanwhile.
 CREATE OR REPLACE FUNCTION capacity._claim_across_slots(
-    c capacity.codes, p_holder text, p_mode text, p_units integer)
+    c capacity.codes, p_holder text, p_mode text, p_units integer, p_lease interval)
 RETURNS capacity.claim_result
 LANGUAGE plpgsql VOLATILE
 AS $$
@@ -451,6 +550,10 @@ BEGIN
     IF FOUND THEN
         RETURN capacity._claim_result(capacity._with_total_usage(c), cl, true);
     END IF;
+    IF capacity._lacks_room_only(capacity._with_total_usage(c), p_units)
+       AND capacity._end_lapsed_claims(c.code_id, p_mode, p_units, NULL) > 0 THEN
+        SELECT * INTO STRICT c FROM capacity.codes AS k WHERE k.code_id = c.code_id;
+    END IF;
     PERFORM capacity._raise_if_blocked(capacity._with_total_usage(c), p_units);
     WITH room AS (
         SELECT s.slot_id, s.cap - s.used AS free,
@@ -464,8 +567,8 @@ BEGIN
     UPDATE capacity.codes AS k SET usage_count = k.usage_count + p_units
      WHERE k.code_id = c.code_id
     RETURNING * INTO c;
-    INSERT INTO capacity.claims AS k (code_id, pool, holder, units)
-    VALUES (c.code_id, c.pool, p_holder, p_units)
+    INSERT INTO capacity.claims AS k (code_id, pool, holder, units, lease, lease_expires_at)
+    VALUES (c.code_id, c.pool, p_holder, p_units, p_lease, pg_catalog.now() + p_lease)
     RETURNING * INTO cl;  -- no conflict: another claim of this holder needs a row that is ours
     RETURN capacity._finish_claim(capacity._with_total_usage(c), cl);
 END

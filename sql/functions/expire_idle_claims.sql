@@ -1,4 +1,5 @@
--- Ends claims idle longer than `idle` and gives their units back, batch_size at a time.
+-- Ends claims idle longer than `idle`, and claims past their lease (a claim with a lease
+-- ends by its lease alone), and gives their units back, batch_size at a time.
 -- Never waits on a live claim: codes and claims that are locked right now are skipped
 -- (SKIP LOCKED) and left for the next call. One runner at a time (advisory lock); a
 -- second concurrent caller returns zeros at once. Safe to call in a loop while
@@ -53,7 +54,8 @@ BEGIN
     v_candidates := array(SELECT k.claim_id
                             FROM capacity.claims AS k
                             JOIN capacity.codes AS c ON c.code_id = k.code_id
-                           WHERE k.released_at IS NULL AND k.last_seen_at < v_cutoff
+                           WHERE k.released_at IS NULL
+                             AND (k.lease_expires_at <= now() OR (k.lease IS NULL AND k.last_seen_at < v_cutoff))
                            ORDER BY k.last_seen_at, k.claim_id
                            LIMIT batch_size + 1
                              FOR NO KEY UPDATE OF c SKIP LOCKED);
@@ -70,7 +72,8 @@ BEGIN
            AND s.slot_id IN (SELECT k.slot_id FROM capacity.claims AS k
                               WHERE k.claim_id = ANY (v_candidates)
                                 AND k.code_id = ANY (v_locked) AND k.released_at IS NULL
-                                AND k.last_seen_at < v_cutoff AND k.slot_id IS NOT NULL)
+                                AND k.slot_id IS NOT NULL
+                                AND (k.lease_expires_at <= now() OR (k.lease IS NULL AND k.last_seen_at < v_cutoff)))
          ORDER BY s.code_id, s.slot
            FOR NO KEY UPDATE SKIP LOCKED);
 
@@ -83,7 +86,8 @@ BEGIN
                 SELECT k.claim_id FROM capacity.claims AS k
                  WHERE k.claim_id = ANY (v_candidates)
                    AND k.code_id = ANY (v_locked)
-                   AND k.released_at IS NULL AND k.last_seen_at < v_cutoff
+                   AND k.released_at IS NULL
+                   AND (k.lease_expires_at <= now() OR (k.lease IS NULL AND k.last_seen_at < v_cutoff))
                    AND (k.slot_id IS NULL OR k.slot_id = ANY (v_slots_locked)
                         OR NOT EXISTS (SELECT 1 FROM capacity.code_slots AS s WHERE s.slot_id = k.slot_id))
                  ORDER BY k.last_seen_at
@@ -145,7 +149,8 @@ BEGIN
     -- one beyond the batch, or one of the batch skipped because its row or slot was busy.
     v_more := v_overflow OR EXISTS (SELECT 1 FROM capacity.claims AS k
                                      WHERE k.claim_id = ANY (v_candidates)
-                                       AND k.released_at IS NULL AND k.last_seen_at < v_cutoff);
+                                       AND k.released_at IS NULL
+                                       AND (k.lease_expires_at <= now() OR (k.lease IS NULL AND k.last_seen_at < v_cutoff)));
     RETURN ROW(v_expired, v_codes, v_holder_rows, v_more)::capacity.expiry_result;
 END
 $$;

@@ -9,7 +9,7 @@ DECLARE
     v_claim capacity.claim_info;
 BEGIN
     SELECT cl.claim_id, k.code, cl.pool, cl.holder, cl.claimed_at, cl.last_seen_at,
-           cl.released_at, cl.end_reason, cl.units
+           cl.released_at, cl.end_reason, cl.units, cl.lease_expires_at
       INTO v_claim
       FROM capacity.claims AS cl
       JOIN capacity.codes AS k ON k.code_id = cl.code_id

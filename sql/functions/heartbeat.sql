@@ -1,4 +1,6 @@
--- Marks an active claim as alive (last_seen_at = now()) so expiry leaves it alone.
+-- Marks an active claim as alive (last_seen_at = now()) so idle expiry leaves it alone,
+-- and renews its lease by the lease's length. A claim past its lease is not renewed:
+-- CLAIM_NOT_FOUND, as for an ended one.
 CREATE OR REPLACE FUNCTION capacity.heartbeat(claim_id bigint, token uuid DEFAULT NULL)
 RETURNS timestamptz
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -9,9 +11,10 @@ DECLARE
     v_seen timestamptz;
 BEGIN
     UPDATE capacity.claims AS k
-       SET last_seen_at = now()
+       SET last_seen_at = now(), lease_expires_at = now() + k.lease
      WHERE k.claim_id = heartbeat.claim_id
        AND k.released_at IS NULL
+       AND (k.lease_expires_at IS NULL OR k.lease_expires_at > now())
        AND k.token = COALESCE(heartbeat.token, k.token)
     RETURNING k.last_seen_at INTO v_seen;
     IF NOT FOUND THEN

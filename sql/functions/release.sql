@@ -1,5 +1,6 @@
 -- Releases a claim by id. Idempotent: releasing an ended claim returns released = false.
--- With token, the claim's token must match (HTTP callers always pass it).
+-- With token, the claim's token must match (HTTP callers always pass it). A claim past its
+-- lease ends as expired, never as released: released = false.
 CREATE OR REPLACE FUNCTION capacity.release(claim_id bigint, token uuid DEFAULT NULL)
 RETURNS capacity.release_result
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -27,12 +28,13 @@ BEGIN
         RETURN ROW(cl.claim_id, c.code, cl.holder, false, c.usage_count,
                    c.max_uses - c.usage_count)::capacity.release_result;
     END IF;
-    RETURN capacity._end_claim(cl, 'released');
+    RETURN capacity._release_claim(cl);
 END
 $$;
 
--- Releases the holder's active claim on a code. Without one, returns released = false
--- (claim_id NULL), so retries are safe.
+-- Releases the holder's active claim on a code. Without one (or with one past its lease,
+-- which ends as expired), returns released = false (claim_id NULL without one), so
+-- retries are safe.
 CREATE OR REPLACE FUNCTION capacity.release(code text, holder text)
 RETURNS capacity.release_result
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -56,7 +58,25 @@ BEGIN
         RETURN ROW(NULL, c.code, v_holder, false, c.usage_count,
                    c.max_uses - c.usage_count)::capacity.release_result;
     END IF;
-    RETURN capacity._end_claim(cl, 'released');
+    RETURN capacity._release_claim(cl);
+END
+$$;
+
+-- Ends an active claim for release(): released, or expired with released = false when it
+-- is past its lease (its units come back either way; nothing renews a lapsed claim).
+CREATE OR REPLACE FUNCTION capacity._release_claim(cl capacity.claims)
+RETURNS capacity.release_result
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    r capacity.release_result;
+BEGIN
+    IF cl.lease_expires_at IS NULL OR cl.lease_expires_at > pg_catalog.now() THEN
+        RETURN capacity._end_claim(cl, 'released');
+    END IF;
+    r := capacity._end_claim(cl, 'expired');
+    r.released := false;
+    RETURN r;
 END
 $$;
 
@@ -125,7 +145,11 @@ BEGIN
     INSERT INTO capacity.events (kind, code_id, code, pool, holder, claim_id, usage_after, units)
     VALUES (p_reason::text::capacity.event_kind, c.code_id, c.code, c.pool, ended.holder,
             ended.claim_id, c.usage_count, ended.units);
-    INSERT INTO capacity.pending_changes (codes) VALUES (ARRAY[c.code]);
+    IF p_reason = 'expired' THEN  -- counted in the dashboard's expiries, like expire_idle_claims'
+        INSERT INTO capacity.pending_changes (codes, pool, expiries) VALUES (ARRAY[c.code], c.pool, 1);
+    ELSE
+        INSERT INTO capacity.pending_changes (codes) VALUES (ARRAY[c.code]);
+    END IF;
     RETURN ROW(cl.claim_id, c.code, cl.holder, true, c.usage_count,
                c.max_uses - c.usage_count)::capacity.release_result;
 END

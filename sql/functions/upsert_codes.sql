@@ -23,11 +23,12 @@ BEGIN
                       HINT = 'Each element is an object such as {"code": "CLASS-7A", "max_uses": 400}.';
         END IF;
         SELECT k INTO v_key FROM jsonb_object_keys(e) AS k
-         WHERE k NOT IN ('code', 'max_uses', 'pool', 'is_active', 'expires_at', 'metadata', 'slots') LIMIT 1;
+         WHERE k NOT IN ('code', 'max_uses', 'pool', 'is_active', 'expires_at', 'metadata', 'slots', 'lease')
+         LIMIT 1;
         IF FOUND THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.% is not a known field', v_field, v_key
                 USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.' || v_key)::text,
-                      HINT = 'Known fields: code, max_uses, pool, is_active, expires_at, metadata, slots.';
+                      HINT = 'Known fields: code, max_uses, pool, is_active, expires_at, metadata, slots, lease.';
         END IF;
         IF jsonb_typeof(e -> 'code') IS DISTINCT FROM 'string' THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.code must be a string', v_field
@@ -85,6 +86,22 @@ BEGIN
             END IF;
             r.slots := (e ->> 'slots')::integer;
         END IF;
+        r.has_lease := e ? 'lease';
+        r.lease := NULL;
+        IF r.has_lease AND jsonb_typeof(e -> 'lease') <> 'null' THEN
+            BEGIN
+                IF jsonb_typeof(e -> 'lease') = 'string' THEN
+                    r.lease := (e ->> 'lease')::interval;
+                END IF;
+            EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
+                r.lease := NULL;
+            END;
+            IF r.lease IS NULL OR r.lease < interval '1 second' THEN
+                RAISE EXCEPTION 'VALIDATION_ERROR: %.lease must be an interval of at least 1 second, or null', v_field
+                    USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.lease')::text,
+                          HINT = 'Use an interval such as "15 minutes", or null for claims without a lease.';
+            END IF;
+        END IF;
         RETURN NEXT r;
         i := i + 1;
     END LOOP;
@@ -92,7 +109,7 @@ END
 $$;
 
 -- Creates or updates many codes from a JSON array of
--- {code, max_uses, pool?, is_active?, expires_at?, metadata?, slots?}. Absent optional keys keep
+-- {code, max_uses, pool?, is_active?, expires_at?, metadata?, slots?, lease?}. Absent optional keys keep
 -- the stored value. All or nothing: refuses max_uses below current usage
 -- (CAPACITY_BELOW_USAGE). A constant number of statements, whatever the batch size.
 CREATE OR REPLACE FUNCTION capacity.upsert_codes(codes jsonb)
@@ -146,6 +163,7 @@ BEGIN
                    is_active  = CASE WHEN s.has_active THEN s.is_active ELSE c.is_active END,
                    expires_at = CASE WHEN s.has_expires THEN s.expires_at ELSE c.expires_at END,
                    metadata   = CASE WHEN s.has_metadata THEN s.metadata ELSE c.metadata END,
+                   lease      = CASE WHEN s.has_lease THEN s.lease ELSE c.lease END,
                    updated_at = now()
               FROM unnest(v_specs) AS s
              WHERE s.code = c.code AND c.code = ANY (v_pending)
@@ -156,9 +174,9 @@ BEGIN
         updated := updated + v_n;
 
         WITH added AS (
-            INSERT INTO capacity.codes AS c (code, max_uses, pool, is_active, expires_at, metadata)
+            INSERT INTO capacity.codes AS c (code, max_uses, pool, is_active, expires_at, metadata, lease)
             SELECT s.code, s.max_uses, COALESCE(s.pool, 'default'), COALESCE(s.is_active, true),
-                   s.expires_at, COALESCE(s.metadata, '{}')
+                   s.expires_at, COALESCE(s.metadata, '{}'), s.lease
               FROM unnest(v_specs) AS s
              WHERE s.code = ANY (v_pending)
              ORDER BY s.code

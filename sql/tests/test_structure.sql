@@ -1,6 +1,6 @@
 -- Structure: schema, tables, result types, and every public function's signature pinned.
 BEGIN;
-SELECT plan(93);
+SELECT plan(94);
 
 SELECT has_schema('capacity', 'schema capacity exists');
 SELECT tables_are('capacity', ARRAY['codes', 'holders', 'claims', 'events', 'app_roles', 'migrations',
@@ -13,10 +13,10 @@ SELECT materialized_views_are('capacity', ARRAY[]::name[],
 
 SELECT columns_are('capacity', 'codes',
     ARRAY['code_id', 'code', 'pool', 'max_uses', 'usage_count', 'is_active', 'expires_at',
-          'metadata', 'created_at', 'updated_at', 'slots'], 'codes columns');
+          'metadata', 'created_at', 'updated_at', 'slots', 'lease'], 'codes columns');
 SELECT columns_are('capacity', 'claims',
     ARRAY['claim_id', 'code_id', 'pool', 'holder', 'token', 'claimed_at', 'last_seen_at',
-          'released_at', 'end_reason', 'slot_id', 'units'], 'claims columns');
+          'released_at', 'end_reason', 'slot_id', 'units', 'lease', 'lease_expires_at'], 'claims columns');
 SELECT columns_are('capacity', 'code_slots',
     ARRAY['slot_id', 'code_id', 'slot', 'used', 'cap'], 'code_slots columns');
 SELECT columns_are('capacity', 'holders',
@@ -39,8 +39,10 @@ SELECT index_is_unique('capacity', 'claims', 'claims_one_active_per_holder', 'th
 SELECT is((SELECT reloptions FROM pg_class WHERE oid = 'capacity.claims'::regclass),
           ARRAY['fillfactor=90'], 'claims pages keep room for HOT heartbeats');
 SELECT indexes_are('capacity', 'claims',
-    ARRAY['claims_pkey', 'claims_one_active_per_holder'],
+    ARRAY['claims_pkey', 'claims_one_active_per_holder', 'claims_lease_idx'],
     'claims has only the indexes its queries need (none on last_seen_at: heartbeats stay HOT)');
+SELECT has_index('capacity', 'claims', 'claims_lease_idx', ARRAY['code_id', 'lease_expires_at'],
+                 'leased active claims by code and lease end (lazy expiry finds them without a scan)');
 SELECT indexes_are('capacity', 'events', ARRAY['events_pkey', 'events_occurred_at'],
                    'events has only its key and time-range index');
 SELECT col_not_null('capacity', 'holders', 'max_claims', 'a holder row exists only for a limit');
@@ -52,18 +54,18 @@ SELECT has_type('capacity', 'release_result', 'type release_result');
 SELECT has_type('capacity', 'expiry_result', 'type expiry_result');
 
 -- Public signatures (docs/contract.md): names, argument types and results are the contract.
-SELECT has_function('capacity', 'claim', ARRAY['text', 'text', 'text', 'integer'], 'claim(code, holder, lock_mode, units)');
-SELECT function_returns('capacity', 'claim', ARRAY['text', 'text', 'text', 'integer'], 'capacity.claim_result', 'claim returns claim_result');
+SELECT has_function('capacity', 'claim', ARRAY['text', 'text', 'text', 'integer', 'interval'], 'claim(code, holder, lock_mode, units, lease)');
+SELECT function_returns('capacity', 'claim', ARRAY['text', 'text', 'text', 'integer', 'interval'], 'capacity.claim_result', 'claim returns claim_result');
 SELECT is(ARRAY(SELECT a.attname::text FROM pg_attribute AS a
                  WHERE a.attrelid = 'capacity.claim_result'::regclass AND a.attnum > 0 AND NOT a.attisdropped
                  ORDER BY a.attnum),
           ARRAY['claim_id', 'token', 'code', 'holder', 'usage_count', 'max_uses', 'remaining',
-                'already_held', 'claimed_at', 'units'], 'claim_result columns');
+                'already_held', 'claimed_at', 'units', 'lease_expires_at'], 'claim_result columns');
 SELECT is(ARRAY(SELECT a.attname::text FROM pg_attribute AS a
                  WHERE a.attrelid = 'capacity.claim_info'::regclass AND a.attnum > 0 AND NOT a.attisdropped
                  ORDER BY a.attnum),
           ARRAY['claim_id', 'code', 'pool', 'holder', 'claimed_at', 'last_seen_at', 'released_at',
-                'end_reason', 'units'], 'claim_info columns');
+                'end_reason', 'units', 'lease_expires_at'], 'claim_info columns');
 SELECT has_function('capacity', 'activity', ARRAY['interval', 'interval', 'text', 'text'],
                     'activity(span, bucket, code, pool)');
 SELECT has_function('capacity', 'release', ARRAY['bigint', 'uuid'], 'release(claim_id, token)');
@@ -103,10 +105,10 @@ SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.list_claims(tex
           ARRAY['code', 'holder', 'after', 'page_size'], 'list_claims argument names');
 
 -- Argument names are part of the API (named-argument calls).
-SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.claim(text,text,text,integer)'::regprocedure),
-          ARRAY['code', 'holder', 'lock_mode', 'units'], 'claim argument names');
-SELECT is((SELECT pg_get_expr(proargdefaults, 0) FROM pg_proc WHERE oid = 'capacity.claim(text,text,text,integer)'::regprocedure),
-          '''advisory''::text, 1', 'claim defaults to the advisory lock mode and one unit');
+SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.claim(text,text,text,integer,interval)'::regprocedure),
+          ARRAY['code', 'holder', 'lock_mode', 'units', 'lease'], 'claim argument names');
+SELECT is((SELECT pg_get_expr(proargdefaults, 0) FROM pg_proc WHERE oid = 'capacity.claim(text,text,text,integer,interval)'::regprocedure),
+          '''advisory''::text, 1, NULL::interval', 'claim defaults to the advisory lock mode, one unit and no lease of its own');
 SELECT is((SELECT proargnames FROM pg_proc WHERE oid = 'capacity.expire_idle_claims(interval,integer)'::regprocedure),
           ARRAY['idle', 'batch_size'], 'expire_idle_claims argument names');
 

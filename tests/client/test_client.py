@@ -4,6 +4,7 @@ name, claims held with background heartbeats, LOCK_CONTENDED retried."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -19,6 +20,7 @@ from pgcapacity.client import (
     HolderLimitExceeded,
     LockContended,
     Retry,
+    ValidationError,
 )
 from pgcapacity.client.errors import BY_SQLSTATE
 from tests.support import audit, reset, wait_for
@@ -79,6 +81,21 @@ def test_a_claim_of_several_units(pool, db):
         cap.claim("MANY", "other", units=3, lock_mode="nowait")
     assert full.value.detail["units"] == 3
     assert cap.release(group).remaining == 50
+    assert audit(db)["usage"] == 0
+
+
+def test_a_claim_with_a_lease(pool, db):
+    cap = Capacity(pool)
+    timed = cap.claim("MANY", "timed", lease=timedelta(minutes=5))
+    assert timed.lease_expires_at - timed.claimed_at == timedelta(minutes=5)
+    spelled = cap.claim("MANY", "spelled", lease="1 hour")
+    assert spelled.lease_expires_at - spelled.claimed_at == timedelta(hours=1)
+    assert cap.claim("MANY", "unleased").lease_expires_at is None
+    with pytest.raises(ValidationError):
+        cap.claim("MANY", "none", lease=timedelta(0))
+    for claim in (timed, spelled):
+        assert cap.release(claim).released
+    cap.release_holder("MANY", "unleased")
     assert audit(db)["usage"] == 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import psycopg
 import pytest
 
@@ -396,3 +398,57 @@ async def test_a_claim_of_several_units(fresh):
         )
         assert (released.json()["released"], released.json()["remaining"]) == (True, 2)
         assert audit(fresh)["usage"] == 0
+
+
+async def test_leases_over_http(fresh):
+    """A lease from the claim or the code's default; a lapsed claim frees its unit for the
+    next claimer, and its holder can neither renew nor release it."""
+
+    def lease_of(claim: dict) -> timedelta:
+        return datetime.fromisoformat(claim["lease_expires_at"]) - datetime.fromisoformat(
+            claim["claimed_at"]
+        )
+
+    async with api_client(settings_for(fresh)) as c:
+        up = await c.post(
+            "/v1/admin/codes",
+            headers=ADMIN_AUTH,
+            json={"codes": [{"code": "BILL-1", "max_uses": 1, "lease": "10 minutes"}]},
+        )
+        assert up.status_code == 200, up.text
+        url = "/v1/codes/CLASS-7A/claims"
+        given = await c.post(url, json={"holder": "a", "lease": "1h 30m"}, headers=CLIENT_AUTH)
+        assert given.status_code == 201 and lease_of(given.json()) == timedelta(minutes=90)
+        plain = await c.post(url, json={"holder": "b"}, headers=CLIENT_AUTH)
+        assert plain.json()["lease_expires_at"] is None
+        old = (
+            await c.post("/v1/codes/BILL-1/claims", json={"holder": "crashed"}, headers=CLIENT_AUTH)
+        ).json()
+        assert lease_of(old) == timedelta(minutes=10)
+
+        with psycopg.connect(fresh, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE capacity.claims SET lease_expires_at = now() - interval '1 second'"
+                " WHERE claim_id = %s",
+                (old["claim_id"],),
+            )
+        new = await c.post("/v1/codes/BILL-1/claims", json={"holder": "next"}, headers=CLIENT_AUTH)
+        assert new.status_code == 201 and new.json()["usage_count"] == 1, new.text
+        token = {"X-Claim-Token": old["token"]} | CLIENT_AUTH
+        gone = await c.post(f"/v1/claims/{old['claim_id']}/heartbeat", headers=token)
+        assert_error(gone, "CLAIM_NOT_FOUND", 404)
+        released = await c.delete(f"/v1/claims/{old['claim_id']}", headers=token)
+        assert released.json()["released"] is False
+
+        before = snapshot(fresh)
+        for lease in ("0 s", "1.5 h", "PT15M", "8 h 2 w", "", 900, "1 mon"):
+            bad = await c.post(url, json={"holder": "x", "lease": lease}, headers=CLIENT_AUTH)
+            assert_error(bad, "VALIDATION_ERROR", 400)
+        bad_code = await c.post(
+            "/v1/admin/codes",
+            headers=ADMIN_AUTH,
+            json={"codes": [{"code": "BILL-1", "max_uses": 1, "lease": "soon"}]},
+        )
+        assert_error(bad_code, "VALIDATION_ERROR", 400)
+        assert snapshot(fresh) == before
+    assert audit(fresh)["usage"] == 3

@@ -24,6 +24,34 @@ def _accepted(conn: psycopg.Connection, sql: str, *params) -> bool:
 
 CODES = ["a", "A" * 64, "A" * 65, " ab \t", "a b", "é", "", "  ", "a-b_c", "a.b", "\tX\n"]
 HOLDERS = ["", " ", "a", "a" * 256, "a" * 257, "a\x01b", "tab\there", "é ü", "  x  ", "\u0085"]
+# The HTTP lease rule is a subset of the SQL one (no fractions, months or ISO 8601 there).
+HTTP_LEASES = [
+    "15 minutes",
+    "1h 30m",
+    "90s",
+    "1 s",
+    "2 weeks",
+    " 3 days ",
+    "1 m",
+    "9999999 w 9999999 d 9999999 h 9999999 m 9999999 s",
+    "1 day 12 hours",
+    "  8 weeks   5 days ",
+]
+NOT_HTTP_LEASES = [
+    "0 s",
+    "1.5 h",
+    "-1 h",
+    "1 mon",
+    "PT15M",
+    "1 hour ago",
+    "",
+    "500 ms",
+    " ".join(["1 hour"] * 11),
+    "8 h 2 w",
+    "1 w 2 w",
+    "1h30m",
+    "1 d  1 d",
+]
 POOLS = ["default", "a.b-c_d", "", "a b", "x" * 64, "x" * 65, "É", "Bills"]
 
 
@@ -65,3 +93,15 @@ def test_numeric_limits(conn):
     assert not _accepted(conn, expire, rules.MAX_EXPIRY_BATCH + 1)
     tune = "SELECT capacity.tune_slots(slots => %s)"
     assert _accepted(conn, tune, rules.MAX_SLOTS) and not _accepted(conn, tune, rules.MAX_SLOTS + 1)
+
+
+@pytest.mark.parametrize("raw", HTTP_LEASES)
+def test_http_leases_are_sql_leases(conn, raw):
+    assert re.fullmatch(rules.LEASE_PATTERN, raw) and len(raw) <= rules.LEASE_MAX_LENGTH
+    document = json.dumps([{"code": "RULES-1", "max_uses": 1, "lease": raw}])
+    assert _accepted(conn, "SELECT capacity.upsert_codes(%s::jsonb)", document)
+
+
+@pytest.mark.parametrize("raw", NOT_HTTP_LEASES)
+def test_http_lease_rule_refuses(raw):
+    assert not (re.fullmatch(rules.LEASE_PATTERN, raw) and len(raw) <= rules.LEASE_MAX_LENGTH)

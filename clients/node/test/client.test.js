@@ -55,6 +55,19 @@ test("a claim of several units, given back whole by release", async () => {
   assert.equal((await cap.release(claim)).usage_count, before);
 });
 
+test("a claim with a lease: lease_expires_at, renewed by heartbeat, none without", async () => {
+  const cap = new Capacity(pool);
+  const leased = await cap.claim("NODE-MANY", "leased", { lease: "15 minutes" });
+  const minutes = (leased.lease_expires_at - leased.claimed_at) / 60_000;
+  assert.ok(Math.abs(minutes - 15) < 0.1, String(minutes));
+  const seen = await cap.heartbeat(leased);
+  const { rows } = await sql("SELECT lease_expires_at FROM capacity.get_claim($1)", [leased.claim_id]);
+  assert.equal(rows[0].lease_expires_at.getTime(), seen.getTime() + 15 * 60_000);
+  assert.equal((await cap.claim("NODE-MANY", "unleased")).lease_expires_at, null);
+  await cap.release(leased);
+  await cap.releaseHolder("NODE-MANY", "unleased");
+});
+
 test("withClaim heartbeats and releases even when the work throws", async () => {
   const cap = new Capacity(pool);
   const seen = async (id) =>
