@@ -45,6 +45,7 @@ CATALOG = {
     "PAYLOAD_TOO_LARGE": ("CP014", 413),
     "SERVICE_UNAVAILABLE": ("CP015", 503),
     "INTERNAL_ERROR": ("CP016", 500),
+    "CODE_EXHAUSTED": ("CP017", 410),
 }
 # Statuses Litestar raises by itself, and the catalog name each one is reported under.
 HTTP_STATUS_NAMES = {

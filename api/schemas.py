@@ -72,6 +72,9 @@ class CodeSpec(Request):
     )
     # Default lease of the code's claims; explicit null removes it.
     lease: Lease | msgspec.UnsetType | None = msgspec.UNSET
+    # Claims the code admits over its whole life, released or not; explicit null removes
+    # the cap. A capped code is never slotted.
+    max_total_claims: Count | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class UpsertCodesRequest(Request):
@@ -133,6 +136,11 @@ class CodeStatus(msgspec.Struct):
     remaining: int | None
     can_claim: bool
     reason: str | None
+    # A redemption cap: claims the code admits over its life, admitted so far, left (all
+    # null without a cap).
+    max_total_claims: int | None
+    total_claims: int | None
+    remaining_total: int | None
 
 
 class Usage(msgspec.Struct):

@@ -46,7 +46,9 @@ CREATE TYPE capacity._code_spec AS (
 	slots integer,
 	has_slots boolean,
 	lease interval,
-	has_lease boolean
+	has_lease boolean,
+	max_total_claims integer,
+	has_max_total boolean
 );
 
 
@@ -119,7 +121,10 @@ CREATE TYPE capacity.code_status AS (
 	max_uses integer,
 	remaining integer,
 	can_claim boolean,
-	reason text
+	reason text,
+	max_total_claims integer,
+	total_claims integer,
+	remaining_total integer
 );
 
 
@@ -183,7 +188,13 @@ CREATE TABLE capacity.codes (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     slots smallint DEFAULT 0 NOT NULL,
     lease interval,
+    max_total_claims integer,
+    total_claims integer,
+    CONSTRAINT codes_capped_codes_are_plain CHECK (((max_total_claims IS NULL) OR (slots = 0))),
     CONSTRAINT codes_lease_positive CHECK ((lease >= '00:00:01'::interval)),
+    CONSTRAINT codes_max_total_claims_nonnegative CHECK ((max_total_claims >= 0)),
+    CONSTRAINT codes_total_claims_counted CHECK (((max_total_claims IS NULL) = (total_claims IS NULL))),
+    CONSTRAINT codes_total_claims_within_cap CHECK ((total_claims <= max_total_claims)),
     CONSTRAINT codes_usage_within_capacity CHECK (((usage_count >= 0) AND (usage_count <= max_uses)))
 );
 
@@ -210,24 +221,39 @@ COMMENT ON COLUMN capacity.codes.lease IS 'Default lease of this code''s claims 
 
 
 --
+-- Name: COLUMN codes.max_total_claims; Type: COMMENT; Schema: capacity; Owner: -
+--
+
+COMMENT ON COLUMN capacity.codes.max_total_claims IS 'Claims this code admits over its whole life, released or not (null: no such cap).';
+
+
+--
+-- Name: COLUMN codes.total_claims; Type: COMMENT; Schema: capacity; Owner: -
+--
+
+COMMENT ON COLUMN capacity.codes.total_claims IS 'Claims admitted under max_total_claims (null when there is no cap).';
+
+
+--
 -- Name: _blocker(capacity.codes); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
 CREATE FUNCTION capacity._blocker(c capacity.codes) RETURNS text
     LANGUAGE sql STABLE
-    AS $$ SELECT capacity._blocker_of(c.is_active, c.expires_at, c.usage_count, c.max_uses) $$;
+    AS $$ SELECT capacity._blocker_of(c.is_active, c.expires_at, c.usage_count, c.max_uses, c.total_claims, c.max_total_claims) $$;
 
 
 --
--- Name: _blocker_of(boolean, timestamp with time zone, integer, integer); Type: FUNCTION; Schema: capacity; Owner: -
+-- Name: _blocker_of(boolean, timestamp with time zone, integer, integer, integer, integer); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
-CREATE FUNCTION capacity._blocker_of(p_is_active boolean, p_expires_at timestamp with time zone, p_usage integer, p_max_uses integer) RETURNS text
+CREATE FUNCTION capacity._blocker_of(p_is_active boolean, p_expires_at timestamp with time zone, p_usage integer, p_max_uses integer, p_total_claims integer, p_max_total_claims integer) RETURNS text
     LANGUAGE sql STABLE
     AS $$
     SELECT CASE
         WHEN NOT p_is_active THEN 'CODE_INACTIVE'
         WHEN p_expires_at IS NOT NULL AND p_expires_at <= pg_catalog.now() THEN 'CODE_EXPIRED'
+        WHEN p_total_claims >= p_max_total_claims THEN 'CODE_EXHAUSTED'
         WHEN p_usage >= p_max_uses THEN 'CODE_FULL'
     END
 $$;
@@ -462,12 +488,14 @@ BEGIN
                       HINT = 'Each element is an object such as {"code": "CLASS-7A", "max_uses": 400}.';
         END IF;
         SELECT k INTO v_key FROM jsonb_object_keys(e) AS k
-         WHERE k NOT IN ('code', 'max_uses', 'pool', 'is_active', 'expires_at', 'metadata', 'slots', 'lease')
+         WHERE k NOT IN ('code', 'max_uses', 'pool', 'is_active', 'expires_at', 'metadata', 'slots', 'lease',
+                         'max_total_claims')
          LIMIT 1;
         IF FOUND THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.% is not a known field', v_field, v_key
                 USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.' || v_key)::text,
-                      HINT = 'Known fields: code, max_uses, pool, is_active, expires_at, metadata, slots, lease.';
+                      HINT = 'Known fields: code, max_uses, pool, is_active, expires_at, metadata, slots, lease, '
+                             'max_total_claims.';
         END IF;
         IF jsonb_typeof(e -> 'code') IS DISTINCT FROM 'string' THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.code must be a string', v_field
@@ -540,6 +568,17 @@ BEGIN
                     USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.lease')::text,
                           HINT = 'Use an interval such as "15 minutes", or null for claims without a lease.';
             END IF;
+        END IF;
+        r.has_max_total := e ? 'max_total_claims';
+        r.max_total_claims := NULL;
+        IF r.has_max_total AND jsonb_typeof(e -> 'max_total_claims') <> 'null' THEN
+            IF jsonb_typeof(e -> 'max_total_claims') <> 'number' OR (e ->> 'max_total_claims') !~ '^[0-9]{1,10}$'
+               OR (e ->> 'max_total_claims')::bigint > 2147483647 THEN
+                RAISE EXCEPTION 'VALIDATION_ERROR: %.max_total_claims must be an integer between 0 and 2147483647, or null', v_field
+                    USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.max_total_claims')::text,
+                          HINT = 'Give the number of claims the code admits over its life, or null for no such cap.';
+            END IF;
+            r.max_total_claims := (e ->> 'max_total_claims')::integer;
         END IF;
         RETURN NEXT r;
         i := i + 1;
@@ -830,6 +869,7 @@ CREATE FUNCTION capacity._lacks_room_only(c capacity.codes, p_units integer) RET
     LANGUAGE sql STABLE
     AS $$
     SELECT c.is_active AND (c.expires_at IS NULL OR c.expires_at > pg_catalog.now())
+           AND (c.total_claims IS NULL OR c.total_claims < c.max_total_claims)
            AND c.usage_count > c.max_uses - p_units
 $$;
 
@@ -1048,9 +1088,12 @@ BEGIN
     IF v_blocker IS NULL THEN
         RETURN;  -- the common case: no error detail to build
     END IF;
-    v_detail := pg_catalog.jsonb_build_object(
+    v_detail := (pg_catalog.jsonb_build_object(
         'code', c.code, 'pool', c.pool, 'usage_count', c.usage_count, 'max_uses', c.max_uses,
-        'units', p_units, 'is_active', c.is_active, 'expires_at', c.expires_at)::text;
+        'units', p_units, 'is_active', c.is_active, 'expires_at', c.expires_at)
+        || CASE WHEN c.max_total_claims IS NULL THEN '{}'::jsonb
+                ELSE pg_catalog.jsonb_build_object('total_claims', c.total_claims,
+                                                   'max_total_claims', c.max_total_claims) END)::text;
     CASE v_blocker
     WHEN 'CODE_INACTIVE' THEN
         RAISE EXCEPTION 'CODE_INACTIVE: code % is not active', c.code
@@ -1060,6 +1103,10 @@ BEGIN
         RAISE EXCEPTION 'CODE_EXPIRED: code % expired at %', c.code, c.expires_at
             USING ERRCODE = 'CP004', DETAIL = v_detail,
                   HINT = 'Move expires_at later (or to null) with upsert_codes, or use another code.';
+    WHEN 'CODE_EXHAUSTED' THEN
+        RAISE EXCEPTION 'CODE_EXHAUSTED: code % has admitted all of its % claims', c.code, c.max_total_claims
+            USING ERRCODE = 'CP017', DETAIL = v_detail,
+                  HINT = 'Raise max_total_claims with upsert_codes, or use another code.';
     WHEN 'CODE_FULL' THEN
         RAISE EXCEPTION 'CODE_FULL: code % has %/% uses%', c.code, c.usage_count, c.max_uses,
                         CASE WHEN p_units > 1 THEN pg_catalog.format(', %s units wanted', p_units) ELSE '' END
@@ -1068,6 +1115,24 @@ BEGIN
     ELSE
         NULL;
     END CASE;
+END
+$$;
+
+
+--
+-- Name: _raise_total_below_admitted(text, integer, integer); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._raise_total_below_admitted(p_code text, p_total integer, p_max integer) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'CAPACITY_BELOW_USAGE: code % has admitted % claims; max_total_claims % would be below that',
+                    p_code, p_total, p_max
+        USING ERRCODE = 'CP009',
+              DETAIL = pg_catalog.jsonb_build_object('code', p_code, 'total_claims', p_total,
+                                                     'max_total_claims', p_max)::text,
+              HINT = 'Raise max_total_claims: claims once admitted count for ever.';
 END
 $$;
 
@@ -1305,7 +1370,8 @@ CREATE FUNCTION capacity._status(c capacity.codes) RETURNS capacity.code_status
     AS $$
     SELECT ROW(c.code, true, c.pool, c.is_active, c.expires_at, c.usage_count, c.max_uses,
                c.max_uses - c.usage_count, capacity._blocker(c) IS NULL,
-               capacity._blocker(c))::capacity.code_status
+               capacity._blocker(c), c.max_total_claims, c.total_claims,
+               c.max_total_claims - c.total_claims)::capacity.code_status
 $$;
 
 
@@ -1527,7 +1593,8 @@ DECLARE
 BEGIN
     SELECT * INTO c FROM capacity.codes AS k WHERE k.code = v_code;
     IF NOT FOUND THEN
-        RETURN ROW(v_code, false, NULL, NULL, NULL, NULL, NULL, NULL, false, 'CODE_NOT_FOUND')::capacity.code_status;
+        RETURN ROW(v_code, false, NULL, NULL, NULL, NULL, NULL, NULL, false, 'CODE_NOT_FOUND',
+                   NULL, NULL, NULL)::capacity.code_status;
     END IF;
     -- Two steps: _status(c) is inlined only when its argument is a plain variable; given a
     -- function call it would run as a SQL function, parsed and planned in every transaction.
@@ -1616,9 +1683,10 @@ BEGIN
         c := capacity._lock_code(c.code_id, v_mode);
     END IF;
     v_id := c.code_id;
-    UPDATE capacity.codes AS k SET usage_count = k.usage_count + v_units
+    UPDATE capacity.codes AS k SET usage_count = k.usage_count + v_units, total_claims = k.total_claims + 1
      WHERE k.code_id = v_id AND k.slots = 0 AND k.usage_count <= k.max_uses - v_units AND k.is_active
        AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now())
+       AND (k.total_claims IS NULL OR k.total_claims < k.max_total_claims)
     RETURNING * INTO c;
     IF NOT FOUND THEN
         -- Full, blocked or slotted now (c is all NULL): decide on the locked row.
@@ -1636,7 +1704,7 @@ BEGIN
             SELECT * INTO STRICT c FROM capacity.codes AS k WHERE k.code_id = v_id;
         END IF;
         PERFORM capacity._raise_if_blocked(c, v_units);
-        UPDATE capacity.codes AS k SET usage_count = k.usage_count + v_units
+        UPDATE capacity.codes AS k SET usage_count = k.usage_count + v_units, total_claims = k.total_claims + 1
          WHERE k.code_id = c.code_id
         RETURNING * INTO c;  -- units were freed since the conditional update
     END IF;
@@ -1653,7 +1721,7 @@ BEGIN
         SELECT * INTO cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
         IF FOUND THEN
-            UPDATE capacity.codes AS k SET usage_count = k.usage_count - v_units
+            UPDATE capacity.codes AS k SET usage_count = k.usage_count - v_units, total_claims = k.total_claims - 1
              WHERE k.code_id = c.code_id
             RETURNING * INTO c;
             RETURN capacity._claim_result(c, cl, true);
@@ -1704,7 +1772,9 @@ CREATE FUNCTION capacity.error_codes() RETURNS TABLE(name text, sqlstate text, h
         ('SERVICE_UNAVAILABLE',   'CP015', 503, 'The database, the connection pool or a statement timeout stopped the call; nothing was changed; retry.', '{57014,57P01,57P02,57P03,08000,08001,08003,08004,08006}',
             'Retry after the Retry-After delay; nothing was changed.'),
         ('INTERNAL_ERROR',        'CP016', 500, 'An unexpected failure (a bug): the transaction was rolled back.', '{}',
-            'Report it with the server log; nothing was changed.')
+            'Report it with the server log; nothing was changed.'),
+        ('CODE_EXHAUSTED',        'CP017', 410, 'The code has admitted all the claims its max_total_claims allows, ever.', '{}',
+            'Raise max_total_claims with upsert_codes, or use another code.')
 $$;
 
 
@@ -2015,8 +2085,11 @@ BEGIN
     RETURN QUERY
         SELECT k.code, true, k.pool, k.is_active, k.expires_at, t.usage_count, k.max_uses,
                k.max_uses - t.usage_count,
-               capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses) IS NULL,
-               capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses)
+               capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses,
+                                    k.total_claims, k.max_total_claims) IS NULL,
+               capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses,
+                                    k.total_claims, k.max_total_claims),
+               k.max_total_claims, k.total_claims, k.max_total_claims - k.total_claims
           FROM capacity.codes AS k
           -- OFFSET 0: computed once per code, not once per use (a slotted code's sum).
           CROSS JOIN LATERAL (SELECT capacity._total_usage(k) AS usage_count OFFSET 0) AS t
@@ -2562,10 +2635,13 @@ BEGIN
           JOIN (SELECT e.code_id FROM capacity.events AS e
                  WHERE e.kind = 'claimed' AND e.occurred_at > now() - interval '1 minute'
                  GROUP BY e.code_id HAVING count(*) >= min_claims) AS hot USING (code_id)
-         WHERE c.slots = 0 AND c.max_uses >= 2
+         WHERE c.slots = 0 AND c.max_uses >= 2 AND c.max_total_claims IS NULL  -- capped: counted on its row
          ORDER BY c.code_id
     LOOP
-        PERFORM 1 FROM capacity.codes AS k WHERE k.code_id = r.code_id FOR NO KEY UPDATE;
+        -- (Re-checked on the locked row: an upsert may have capped or sliced it meanwhile.)
+        PERFORM 1 FROM capacity.codes AS k
+         WHERE k.code_id = r.code_id AND k.slots = 0 AND k.max_total_claims IS NULL FOR NO KEY UPDATE;
+        CONTINUE WHEN NOT FOUND;
         PERFORM capacity._resize_slots(r.code_id, r.n);
         code := r.code;
         slot_count := r.n;
@@ -2646,6 +2722,33 @@ BEGIN
         IF FOUND THEN
             PERFORM capacity._raise_capacity_below_usage(v_bad.code, v_bad.usage_count, v_bad.new_max);
         END IF;
+        -- A capped code counts its claims on its row, so it is never slotted (looked at
+        -- under the lock: a code slotted meanwhile by tune_slots is seen as such).
+        SELECT s.code INTO v_dup
+          FROM unnest(v_specs) AS s LEFT JOIN capacity.codes AS c ON c.code = s.code
+         WHERE s.code = ANY (v_pending)
+           AND (CASE WHEN s.has_max_total THEN s.max_total_claims ELSE c.max_total_claims END) IS NOT NULL
+           AND ((s.has_slots AND s.slots > 0) OR c.slots > 0)
+         ORDER BY s.code LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'VALIDATION_ERROR: code % cannot have both slots and max_total_claims', v_dup
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes', 'code', v_dup)::text,
+                      HINT = 'Make the code plain first ("slots": 0), then cap it; tune_slots leaves capped codes plain.';
+        END IF;
+        -- A cap set now counts the claims recorded so far (this statement's snapshot comes
+        -- after the lock above: every claim of a plain code made before it is visible).
+        SELECT t.code, t.admitted, t.new_cap INTO v_bad
+          FROM (SELECT c.code, s.max_total_claims AS new_cap,
+                       COALESCE(c.total_claims, (SELECT count(*)::integer FROM capacity.claims AS k
+                                                  WHERE k.code_id = c.code_id)) AS admitted
+                  FROM capacity.codes AS c
+                  JOIN unnest(v_specs) AS s ON s.code = c.code
+                 WHERE c.code = ANY (v_pending) AND s.has_max_total AND s.max_total_claims IS NOT NULL) AS t
+         WHERE t.new_cap < t.admitted
+         ORDER BY t.code LIMIT 1;
+        IF FOUND THEN
+            PERFORM capacity._raise_total_below_admitted(v_bad.code, v_bad.admitted, v_bad.new_cap);
+        END IF;
 
         WITH done AS (
             UPDATE capacity.codes AS c
@@ -2655,6 +2758,11 @@ BEGIN
                    expires_at = CASE WHEN s.has_expires THEN s.expires_at ELSE c.expires_at END,
                    metadata   = CASE WHEN s.has_metadata THEN s.metadata ELSE c.metadata END,
                    lease      = CASE WHEN s.has_lease THEN s.lease ELSE c.lease END,
+                   max_total_claims = CASE WHEN s.has_max_total THEN s.max_total_claims ELSE c.max_total_claims END,
+                   total_claims = CASE WHEN NOT s.has_max_total THEN c.total_claims
+                                       WHEN s.max_total_claims IS NULL THEN NULL
+                                       ELSE COALESCE(c.total_claims, (SELECT count(*)::integer FROM capacity.claims AS k
+                                                                       WHERE k.code_id = c.code_id)) END,
                    updated_at = now()
               FROM unnest(v_specs) AS s
              WHERE s.code = c.code AND c.code = ANY (v_pending)
@@ -2665,9 +2773,11 @@ BEGIN
         updated := updated + v_n;
 
         WITH added AS (
-            INSERT INTO capacity.codes AS c (code, max_uses, pool, is_active, expires_at, metadata, lease)
+            INSERT INTO capacity.codes AS c (code, max_uses, pool, is_active, expires_at, metadata, lease,
+                                             max_total_claims, total_claims)
             SELECT s.code, s.max_uses, COALESCE(s.pool, 'default'), COALESCE(s.is_active, true),
-                   s.expires_at, COALESCE(s.metadata, '{}'), s.lease
+                   s.expires_at, COALESCE(s.metadata, '{}'), s.lease,
+                   s.max_total_claims, CASE WHEN s.max_total_claims IS NOT NULL THEN 0 END
               FROM unnest(v_specs) AS s
              WHERE s.code = ANY (v_pending)
              ORDER BY s.code
@@ -2728,9 +2838,12 @@ BEGIN
         SELECT u.code, k.code_id IS NOT NULL, k.pool, k.is_active,
                k.expires_at, t.usage_count, k.max_uses, k.max_uses - t.usage_count,
                k.code_id IS NOT NULL
-                   AND capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses) IS NULL,
+                   AND capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses,
+                                            k.total_claims, k.max_total_claims) IS NULL,
                CASE WHEN k.code_id IS NULL THEN 'CODE_NOT_FOUND'
-                    ELSE capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses) END
+                    ELSE capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses,
+                                              k.total_claims, k.max_total_claims) END,
+               k.max_total_claims, k.total_claims, k.max_total_claims - k.total_claims
           FROM unnest(v_codes) WITH ORDINALITY AS u(code, ord)
           LEFT JOIN capacity.codes AS k ON k.code = u.code
           -- OFFSET 0: computed once per code, not once per use (a slotted code's sum).
@@ -3275,10 +3388,10 @@ REVOKE ALL ON FUNCTION capacity._blocker(c capacity.codes) FROM PUBLIC;
 
 
 --
--- Name: FUNCTION _blocker_of(p_is_active boolean, p_expires_at timestamp with time zone, p_usage integer, p_max_uses integer); Type: ACL; Schema: capacity; Owner: -
+-- Name: FUNCTION _blocker_of(p_is_active boolean, p_expires_at timestamp with time zone, p_usage integer, p_max_uses integer, p_total_claims integer, p_max_total_claims integer); Type: ACL; Schema: capacity; Owner: -
 --
 
-REVOKE ALL ON FUNCTION capacity._blocker_of(p_is_active boolean, p_expires_at timestamp with time zone, p_usage integer, p_max_uses integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capacity._blocker_of(p_is_active boolean, p_expires_at timestamp with time zone, p_usage integer, p_max_uses integer, p_total_claims integer, p_max_total_claims integer) FROM PUBLIC;
 
 
 --
@@ -3482,6 +3595,13 @@ REVOKE ALL ON FUNCTION capacity._raise_holder_limit(p_pool text, p_holder text, 
 --
 
 REVOKE ALL ON FUNCTION capacity._raise_if_blocked(c capacity.codes, p_units integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION _raise_total_below_admitted(p_code text, p_total integer, p_max integer); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._raise_total_below_admitted(p_code text, p_total integer, p_max integer) FROM PUBLIC;
 
 
 --

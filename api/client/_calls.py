@@ -69,6 +69,9 @@ class CodeStatus:
     remaining: int | None
     can_claim: bool
     reason: str | None
+    max_total_claims: int | None
+    total_claims: int | None
+    remaining_total: int | None
 
 
 def _columns(cls) -> str:

@@ -42,6 +42,9 @@ LockContended = _error("LOCK_CONTENDED", "CP008", "A lock or serialization confl
 CapacityBelowUsage = _error(
     "CAPACITY_BELOW_USAGE", "CP009", "A new limit would be below the units in use."
 )
+CodeExhausted = _error(
+    "CODE_EXHAUSTED", "CP017", "The code has admitted all the claims it ever admits."
+)
 ServiceUnavailable = _error(
     "SERVICE_UNAVAILABLE", "CP015", "The database stopped the call (timeout, shutdown): retry."
 )
@@ -58,6 +61,7 @@ BY_SQLSTATE: dict[str, type[CapacityError]] = {
         ClaimNotFound,
         LockContended,
         CapacityBelowUsage,
+        CodeExhausted,
         ServiceUnavailable,
     )
 }

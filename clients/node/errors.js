@@ -23,6 +23,7 @@ const CATALOG = [
   ["LockContended", "LOCK_CONTENDED", "CP008"],
   ["CapacityBelowUsage", "CAPACITY_BELOW_USAGE", "CP009"],
   ["ServiceUnavailable", "SERVICE_UNAVAILABLE", "CP015"],
+  ["CodeExhausted", "CODE_EXHAUSTED", "CP017"],
 ];
 
 /** @type {Record<string, typeof CapacityError>} */

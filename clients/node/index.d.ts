@@ -40,6 +40,10 @@ export interface CodeStatus {
   can_claim: boolean;
   /** The error a claim would get now, or null. */
   reason: string | null;
+  /** A redemption cap: claims the code admits over its life (null: no cap). */
+  max_total_claims: number | null;
+  total_claims: number | null;
+  remaining_total: number | null;
 }
 
 export interface RetryOptions {
@@ -94,6 +98,7 @@ export class ClaimNotFound extends CapacityError {}
 export class LockContended extends CapacityError {}
 export class CapacityBelowUsage extends CapacityError {}
 export class ServiceUnavailable extends CapacityError {}
+export class CodeExhausted extends CapacityError {}
 
 export const errors: Record<string, typeof CapacityError>;
 export const bySqlstate: Map<string, typeof CapacityError>;

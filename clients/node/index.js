@@ -6,12 +6,14 @@ import { errors, translate } from "./errors.js";
 export * from "./errors.js";
 export const {
   ValidationError, CodeNotFound, CodeInactive, CodeExpired, CodeFull, HolderLimitExceeded,
-  ClaimNotFound, LockContended, CapacityBelowUsage, ServiceUnavailable,
+  ClaimNotFound, LockContended, CapacityBelowUsage, ServiceUnavailable, CodeExhausted,
 } = errors;
 
 const CLAIM_COLUMNS = "claim_id, token, code, holder, usage_count, max_uses, remaining, already_held, claimed_at, units, lease_expires_at";
 const RELEASE_COLUMNS = "claim_id, code, holder, released, usage_count, remaining";
-const STATUS_COLUMNS = "code, found, pool, is_active, expires_at, usage_count, max_uses, remaining, can_claim, reason";
+const STATUS_COLUMNS =
+  "code, found, pool, is_active, expires_at, usage_count, max_uses, remaining, can_claim, reason, " +
+  "max_total_claims, total_claims, remaining_total";
 
 // bigint ids arrive as strings from node-postgres: numbers below 2**53 are exact.
 const claimRow = (r) => ({ ...r, claim_id: Number(r.claim_id) });

@@ -14,6 +14,21 @@ BEGIN
 END
 $$;
 
+-- Raises CAPACITY_BELOW_USAGE for a redemption cap below the claims a code has admitted.
+CREATE OR REPLACE FUNCTION capacity._raise_total_below_admitted(p_code text, p_total integer, p_max integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    RAISE EXCEPTION 'CAPACITY_BELOW_USAGE: code % has admitted % claims; max_total_claims % would be below that',
+                    p_code, p_total, p_max
+        USING ERRCODE = 'CP009',
+              DETAIL = pg_catalog.jsonb_build_object('code', p_code, 'total_claims', p_total,
+                                                     'max_total_claims', p_max)::text,
+              HINT = 'Raise max_total_claims: claims once admitted count for ever.';
+END
+$$;
+
 -- Raises CAPACITY_BELOW_USAGE: max_uses would go below a code's current usage.
 CREATE OR REPLACE FUNCTION capacity._raise_capacity_below_usage(p_code text, p_usage integer, p_max integer)
 RETURNS void

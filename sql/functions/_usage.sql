@@ -6,13 +6,15 @@
 -- Why a code with these fields cannot be claimed right now (an error name), or NULL when
 -- it can. Fields rather than a row, for queries that compute the usage (usage_batch).
 CREATE OR REPLACE FUNCTION capacity._blocker_of(
-    p_is_active boolean, p_expires_at timestamptz, p_usage integer, p_max_uses integer)
+    p_is_active boolean, p_expires_at timestamptz, p_usage integer, p_max_uses integer,
+    p_total_claims integer, p_max_total_claims integer)
 RETURNS text
 LANGUAGE sql STABLE
 AS $$
     SELECT CASE
         WHEN NOT p_is_active THEN 'CODE_INACTIVE'
         WHEN p_expires_at IS NOT NULL AND p_expires_at <= pg_catalog.now() THEN 'CODE_EXPIRED'
+        WHEN p_total_claims >= p_max_total_claims THEN 'CODE_EXHAUSTED'
         WHEN p_usage >= p_max_uses THEN 'CODE_FULL'
     END
 $$;
@@ -21,7 +23,7 @@ $$;
 CREATE OR REPLACE FUNCTION capacity._blocker(c capacity.codes)
 RETURNS text
 LANGUAGE sql STABLE
-AS $$ SELECT capacity._blocker_of(c.is_active, c.expires_at, c.usage_count, c.max_uses) $$;
+AS $$ SELECT capacity._blocker_of(c.is_active, c.expires_at, c.usage_count, c.max_uses, c.total_claims, c.max_total_claims) $$;
 
 -- Units in use in a code's slot rows (0 for a plain code). PL/pgSQL, not SQL: a SQL
 -- function with a FROM clause cannot be inlined and is parsed and planned again in every

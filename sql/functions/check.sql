@@ -10,7 +10,8 @@ DECLARE
 BEGIN
     SELECT * INTO c FROM capacity.codes AS k WHERE k.code = v_code;
     IF NOT FOUND THEN
-        RETURN ROW(v_code, false, NULL, NULL, NULL, NULL, NULL, NULL, false, 'CODE_NOT_FOUND')::capacity.code_status;
+        RETURN ROW(v_code, false, NULL, NULL, NULL, NULL, NULL, NULL, false, 'CODE_NOT_FOUND',
+                   NULL, NULL, NULL)::capacity.code_status;
     END IF;
     -- Two steps: _status(c) is inlined only when its argument is a plain variable; given a
     -- function call it would run as a SQL function, parsed and planned in every transaction.
@@ -26,5 +27,6 @@ LANGUAGE sql STABLE
 AS $$
     SELECT ROW(c.code, true, c.pool, c.is_active, c.expires_at, c.usage_count, c.max_uses,
                c.max_uses - c.usage_count, capacity._blocker(c) IS NULL,
-               capacity._blocker(c))::capacity.code_status
+               capacity._blocker(c), c.max_total_claims, c.total_claims,
+               c.max_total_claims - c.total_claims)::capacity.code_status
 $$;

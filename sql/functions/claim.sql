@@ -2,8 +2,9 @@
 -- transaction, with a lease when one is given (or the code has one). Idempotent per
 -- (code, holder): a holder that already holds the code gets its claim back
 -- (already_held = true, with the units it holds, whatever `units` says) and takes nothing
--- more. Never exceeds max_uses or the holder limit (which counts claims). Claims past
--- their lease do not count: when the code is full, claim() ends as many as it needs.
+-- more. Never exceeds max_uses, max_total_claims or the holder limit (which counts
+-- claims). Claims past their lease do not count: when the code is full, claim() ends as
+-- many as it needs.
 CREATE OR REPLACE FUNCTION capacity.claim(
     code text, holder text, lock_mode text DEFAULT 'advisory', units integer DEFAULT 1,
     lease interval DEFAULT NULL)
@@ -82,9 +83,10 @@ BEGIN
         c := capacity._lock_code(c.code_id, v_mode);
     END IF;
     v_id := c.code_id;
-    UPDATE capacity.codes AS k SET usage_count = k.usage_count + v_units
+    UPDATE capacity.codes AS k SET usage_count = k.usage_count + v_units, total_claims = k.total_claims + 1
      WHERE k.code_id = v_id AND k.slots = 0 AND k.usage_count <= k.max_uses - v_units AND k.is_active
        AND (k.expires_at IS NULL OR k.expires_at > pg_catalog.now())
+       AND (k.total_claims IS NULL OR k.total_claims < k.max_total_claims)
     RETURNING * INTO c;
     IF NOT FOUND THEN
         -- Full, blocked or slotted now (c is all NULL): decide on the locked row.
@@ -102,7 +104,7 @@ BEGIN
             SELECT * INTO STRICT c FROM capacity.codes AS k WHERE k.code_id = v_id;
         END IF;
         PERFORM capacity._raise_if_blocked(c, v_units);
-        UPDATE capacity.codes AS k SET usage_count = k.usage_count + v_units
+        UPDATE capacity.codes AS k SET usage_count = k.usage_count + v_units, total_claims = k.total_claims + 1
          WHERE k.code_id = c.code_id
         RETURNING * INTO c;  -- units were freed since the conditional update
     END IF;
@@ -119,7 +121,7 @@ BEGIN
         SELECT * INTO cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
         IF FOUND THEN
-            UPDATE capacity.codes AS k SET usage_count = k.usage_count - v_units
+            UPDATE capacity.codes AS k SET usage_count = k.usage_count - v_units, total_claims = k.total_claims - 1
              WHERE k.code_id = c.code_id
             RETURNING * INTO c;
             RETURN capacity._claim_result(c, cl, true);
@@ -170,9 +172,12 @@ BEGIN
     IF v_blocker IS NULL THEN
         RETURN;  -- the common case: no error detail to build
     END IF;
-    v_detail := pg_catalog.jsonb_build_object(
+    v_detail := (pg_catalog.jsonb_build_object(
         'code', c.code, 'pool', c.pool, 'usage_count', c.usage_count, 'max_uses', c.max_uses,
-        'units', p_units, 'is_active', c.is_active, 'expires_at', c.expires_at)::text;
+        'units', p_units, 'is_active', c.is_active, 'expires_at', c.expires_at)
+        || CASE WHEN c.max_total_claims IS NULL THEN '{}'::jsonb
+                ELSE pg_catalog.jsonb_build_object('total_claims', c.total_claims,
+                                                   'max_total_claims', c.max_total_claims) END)::text;
     CASE v_blocker
     WHEN 'CODE_INACTIVE' THEN
         RAISE EXCEPTION 'CODE_INACTIVE: code % is not active', c.code
@@ -182,6 +187,10 @@ BEGIN
         RAISE EXCEPTION 'CODE_EXPIRED: code % expired at %', c.code, c.expires_at
             USING ERRCODE = 'CP004', DETAIL = v_detail,
                   HINT = 'Move expires_at later (or to null) with upsert_codes, or use another code.';
+    WHEN 'CODE_EXHAUSTED' THEN
+        RAISE EXCEPTION 'CODE_EXHAUSTED: code % has admitted all of its % claims', c.code, c.max_total_claims
+            USING ERRCODE = 'CP017', DETAIL = v_detail,
+                  HINT = 'Raise max_total_claims with upsert_codes, or use another code.';
     WHEN 'CODE_FULL' THEN
         RAISE EXCEPTION 'CODE_FULL: code % has %/% uses%', c.code, c.usage_count, c.max_uses,
                         CASE WHEN p_units > 1 THEN pg_catalog.format(', %s units wanted', p_units) ELSE '' END
@@ -206,13 +215,14 @@ END
 $$;
 
 -- Whether the only thing keeping a claim of p_units units off this code (c: with its
--- whole usage) is room: it is active and unexpired, but fewer units are free. Only then
+-- whole usage) is room: it is active, unexpired and not exhausted, but fewer units are free. Only then
 -- can ending claims past their lease help.
 CREATE OR REPLACE FUNCTION capacity._lacks_room_only(c capacity.codes, p_units integer)
 RETURNS boolean
 LANGUAGE sql STABLE
 AS $$
     SELECT c.is_active AND (c.expires_at IS NULL OR c.expires_at > pg_catalog.now())
+           AND (c.total_claims IS NULL OR c.total_claims < c.max_total_claims)
            AND c.usage_count > c.max_uses - p_units
 $$;
 

@@ -41,5 +41,7 @@ AS $$
         ('SERVICE_UNAVAILABLE',   'CP015', 503, 'The database, the connection pool or a statement timeout stopped the call; nothing was changed; retry.', '{57014,57P01,57P02,57P03,08000,08001,08003,08004,08006}',
             'Retry after the Retry-After delay; nothing was changed.'),
         ('INTERNAL_ERROR',        'CP016', 500, 'An unexpected failure (a bug): the transaction was rolled back.', '{}',
-            'Report it with the server log; nothing was changed.')
+            'Report it with the server log; nothing was changed.'),
+        ('CODE_EXHAUSTED',        'CP017', 410, 'The code has admitted all the claims its max_total_claims allows, ever.', '{}',
+            'Raise max_total_claims with upsert_codes, or use another code.')
 $$;

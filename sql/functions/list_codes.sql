@@ -24,8 +24,11 @@ BEGIN
     RETURN QUERY
         SELECT k.code, true, k.pool, k.is_active, k.expires_at, t.usage_count, k.max_uses,
                k.max_uses - t.usage_count,
-               capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses) IS NULL,
-               capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses)
+               capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses,
+                                    k.total_claims, k.max_total_claims) IS NULL,
+               capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses,
+                                    k.total_claims, k.max_total_claims),
+               k.max_total_claims, k.total_claims, k.max_total_claims - k.total_claims
           FROM capacity.codes AS k
           -- OFFSET 0: computed once per code, not once per use (a slotted code's sum).
           CROSS JOIN LATERAL (SELECT capacity._total_usage(k) AS usage_count OFFSET 0) AS t

@@ -34,10 +34,13 @@ BEGIN
           JOIN (SELECT e.code_id FROM capacity.events AS e
                  WHERE e.kind = 'claimed' AND e.occurred_at > now() - interval '1 minute'
                  GROUP BY e.code_id HAVING count(*) >= min_claims) AS hot USING (code_id)
-         WHERE c.slots = 0 AND c.max_uses >= 2
+         WHERE c.slots = 0 AND c.max_uses >= 2 AND c.max_total_claims IS NULL  -- capped: counted on its row
          ORDER BY c.code_id
     LOOP
-        PERFORM 1 FROM capacity.codes AS k WHERE k.code_id = r.code_id FOR NO KEY UPDATE;
+        -- (Re-checked on the locked row: an upsert may have capped or sliced it meanwhile.)
+        PERFORM 1 FROM capacity.codes AS k
+         WHERE k.code_id = r.code_id AND k.slots = 0 AND k.max_total_claims IS NULL FOR NO KEY UPDATE;
+        CONTINUE WHEN NOT FOUND;
         PERFORM capacity._resize_slots(r.code_id, r.n);
         code := r.code;
         slot_count := r.n;

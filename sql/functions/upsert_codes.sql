@@ -23,12 +23,14 @@ BEGIN
                       HINT = 'Each element is an object such as {"code": "CLASS-7A", "max_uses": 400}.';
         END IF;
         SELECT k INTO v_key FROM jsonb_object_keys(e) AS k
-         WHERE k NOT IN ('code', 'max_uses', 'pool', 'is_active', 'expires_at', 'metadata', 'slots', 'lease')
+         WHERE k NOT IN ('code', 'max_uses', 'pool', 'is_active', 'expires_at', 'metadata', 'slots', 'lease',
+                         'max_total_claims')
          LIMIT 1;
         IF FOUND THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.% is not a known field', v_field, v_key
                 USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.' || v_key)::text,
-                      HINT = 'Known fields: code, max_uses, pool, is_active, expires_at, metadata, slots, lease.';
+                      HINT = 'Known fields: code, max_uses, pool, is_active, expires_at, metadata, slots, lease, '
+                             'max_total_claims.';
         END IF;
         IF jsonb_typeof(e -> 'code') IS DISTINCT FROM 'string' THEN
             RAISE EXCEPTION 'VALIDATION_ERROR: %.code must be a string', v_field
@@ -102,6 +104,17 @@ BEGIN
                           HINT = 'Use an interval such as "15 minutes", or null for claims without a lease.';
             END IF;
         END IF;
+        r.has_max_total := e ? 'max_total_claims';
+        r.max_total_claims := NULL;
+        IF r.has_max_total AND jsonb_typeof(e -> 'max_total_claims') <> 'null' THEN
+            IF jsonb_typeof(e -> 'max_total_claims') <> 'number' OR (e ->> 'max_total_claims') !~ '^[0-9]{1,10}$'
+               OR (e ->> 'max_total_claims')::bigint > 2147483647 THEN
+                RAISE EXCEPTION 'VALIDATION_ERROR: %.max_total_claims must be an integer between 0 and 2147483647, or null', v_field
+                    USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.max_total_claims')::text,
+                          HINT = 'Give the number of claims the code admits over its life, or null for no such cap.';
+            END IF;
+            r.max_total_claims := (e ->> 'max_total_claims')::integer;
+        END IF;
         RETURN NEXT r;
         i := i + 1;
     END LOOP;
@@ -109,9 +122,11 @@ END
 $$;
 
 -- Creates or updates many codes from a JSON array of
--- {code, max_uses, pool?, is_active?, expires_at?, metadata?, slots?, lease?}. Absent optional keys keep
--- the stored value. All or nothing: refuses max_uses below current usage
--- (CAPACITY_BELOW_USAGE). A constant number of statements, whatever the batch size.
+-- {code, max_uses, pool?, is_active?, expires_at?, metadata?, slots?, lease?, max_total_claims?}.
+-- Absent optional keys keep the stored value. All or nothing: refuses max_uses below
+-- current usage and max_total_claims below the claims admitted (CAPACITY_BELOW_USAGE), and
+-- a redemption cap on a slotted code. A constant number of statements, whatever the batch
+-- size.
 CREATE OR REPLACE FUNCTION capacity.upsert_codes(codes jsonb)
 RETURNS TABLE (inserted integer, updated integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -155,6 +170,33 @@ BEGIN
         IF FOUND THEN
             PERFORM capacity._raise_capacity_below_usage(v_bad.code, v_bad.usage_count, v_bad.new_max);
         END IF;
+        -- A capped code counts its claims on its row, so it is never slotted (looked at
+        -- under the lock: a code slotted meanwhile by tune_slots is seen as such).
+        SELECT s.code INTO v_dup
+          FROM unnest(v_specs) AS s LEFT JOIN capacity.codes AS c ON c.code = s.code
+         WHERE s.code = ANY (v_pending)
+           AND (CASE WHEN s.has_max_total THEN s.max_total_claims ELSE c.max_total_claims END) IS NOT NULL
+           AND ((s.has_slots AND s.slots > 0) OR c.slots > 0)
+         ORDER BY s.code LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'VALIDATION_ERROR: code % cannot have both slots and max_total_claims', v_dup
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'codes', 'code', v_dup)::text,
+                      HINT = 'Make the code plain first ("slots": 0), then cap it; tune_slots leaves capped codes plain.';
+        END IF;
+        -- A cap set now counts the claims recorded so far (this statement's snapshot comes
+        -- after the lock above: every claim of a plain code made before it is visible).
+        SELECT t.code, t.admitted, t.new_cap INTO v_bad
+          FROM (SELECT c.code, s.max_total_claims AS new_cap,
+                       COALESCE(c.total_claims, (SELECT count(*)::integer FROM capacity.claims AS k
+                                                  WHERE k.code_id = c.code_id)) AS admitted
+                  FROM capacity.codes AS c
+                  JOIN unnest(v_specs) AS s ON s.code = c.code
+                 WHERE c.code = ANY (v_pending) AND s.has_max_total AND s.max_total_claims IS NOT NULL) AS t
+         WHERE t.new_cap < t.admitted
+         ORDER BY t.code LIMIT 1;
+        IF FOUND THEN
+            PERFORM capacity._raise_total_below_admitted(v_bad.code, v_bad.admitted, v_bad.new_cap);
+        END IF;
 
         WITH done AS (
             UPDATE capacity.codes AS c
@@ -164,6 +206,11 @@ BEGIN
                    expires_at = CASE WHEN s.has_expires THEN s.expires_at ELSE c.expires_at END,
                    metadata   = CASE WHEN s.has_metadata THEN s.metadata ELSE c.metadata END,
                    lease      = CASE WHEN s.has_lease THEN s.lease ELSE c.lease END,
+                   max_total_claims = CASE WHEN s.has_max_total THEN s.max_total_claims ELSE c.max_total_claims END,
+                   total_claims = CASE WHEN NOT s.has_max_total THEN c.total_claims
+                                       WHEN s.max_total_claims IS NULL THEN NULL
+                                       ELSE COALESCE(c.total_claims, (SELECT count(*)::integer FROM capacity.claims AS k
+                                                                       WHERE k.code_id = c.code_id)) END,
                    updated_at = now()
               FROM unnest(v_specs) AS s
              WHERE s.code = c.code AND c.code = ANY (v_pending)
@@ -174,9 +221,11 @@ BEGIN
         updated := updated + v_n;
 
         WITH added AS (
-            INSERT INTO capacity.codes AS c (code, max_uses, pool, is_active, expires_at, metadata, lease)
+            INSERT INTO capacity.codes AS c (code, max_uses, pool, is_active, expires_at, metadata, lease,
+                                             max_total_claims, total_claims)
             SELECT s.code, s.max_uses, COALESCE(s.pool, 'default'), COALESCE(s.is_active, true),
-                   s.expires_at, COALESCE(s.metadata, '{}'), s.lease
+                   s.expires_at, COALESCE(s.metadata, '{}'), s.lease,
+                   s.max_total_claims, CASE WHEN s.max_total_claims IS NOT NULL THEN 0 END
               FROM unnest(v_specs) AS s
              WHERE s.code = ANY (v_pending)
              ORDER BY s.code

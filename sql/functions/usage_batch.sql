@@ -30,9 +30,12 @@ BEGIN
         SELECT u.code, k.code_id IS NOT NULL, k.pool, k.is_active,
                k.expires_at, t.usage_count, k.max_uses, k.max_uses - t.usage_count,
                k.code_id IS NOT NULL
-                   AND capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses) IS NULL,
+                   AND capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses,
+                                            k.total_claims, k.max_total_claims) IS NULL,
                CASE WHEN k.code_id IS NULL THEN 'CODE_NOT_FOUND'
-                    ELSE capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses) END
+                    ELSE capacity._blocker_of(k.is_active, k.expires_at, t.usage_count, k.max_uses,
+                                              k.total_claims, k.max_total_claims) END,
+               k.max_total_claims, k.total_claims, k.max_total_claims - k.total_claims
           FROM unnest(v_codes) WITH ORDINALITY AS u(code, ord)
           LEFT JOIN capacity.codes AS k ON k.code = u.code
           -- OFFSET 0: computed once per code, not once per use (a slotted code's sum).

@@ -13,7 +13,7 @@ SELECT materialized_views_are('capacity', ARRAY[]::name[],
 
 SELECT columns_are('capacity', 'codes',
     ARRAY['code_id', 'code', 'pool', 'max_uses', 'usage_count', 'is_active', 'expires_at',
-          'metadata', 'created_at', 'updated_at', 'slots', 'lease'], 'codes columns');
+          'metadata', 'created_at', 'updated_at', 'slots', 'lease', 'max_total_claims', 'total_claims'], 'codes columns');
 SELECT columns_are('capacity', 'claims',
     ARRAY['claim_id', 'code_id', 'pool', 'holder', 'token', 'claimed_at', 'last_seen_at',
           'released_at', 'end_reason', 'slot_id', 'units', 'lease', 'lease_expires_at'], 'claims columns');

@@ -16,6 +16,7 @@ from pgcapacity.client import (
     CapacityError,
     Claim,
     ClaimNotFound,
+    CodeExhausted,
     CodeFull,
     HolderLimitExceeded,
     LockContended,
@@ -28,7 +29,14 @@ from tests.support import audit, reset, wait_for
 
 @pytest.fixture
 def pool(db):
-    reset(db, [{"code": "ONE", "max_uses": 1}, {"code": "MANY", "max_uses": 50, "pool": "p"}])
+    reset(
+        db,
+        [
+            {"code": "ONE", "max_uses": 1},
+            {"code": "MANY", "max_uses": 50, "pool": "p"},
+            {"code": "PROMO", "max_uses": 5, "max_total_claims": 1},
+        ],
+    )
     with ConnectionPool(db, min_size=1, max_size=4) as pool:
         yield pool
 
@@ -43,9 +51,9 @@ def last_seen(db: str, claim_id: int):
 def test_every_error_the_sql_raises_has_its_class(conn):
     rows = conn.execute(
         "SELECT name, sqlstate, aliases FROM capacity.error_codes() WHERE sqlstate <= 'CP009'"
-        " OR name = 'SERVICE_UNAVAILABLE'"
+        " OR name IN ('SERVICE_UNAVAILABLE', 'CODE_EXHAUSTED')"
     ).fetchall()
-    assert len(rows) == 10
+    assert len(rows) == 11
     for name, sqlstate, aliases in rows:
         for state in (sqlstate, *aliases):
             assert BY_SQLSTATE[state].name == name, state
@@ -97,6 +105,18 @@ def test_a_claim_with_a_lease(pool, db):
         assert cap.release(claim).released
     cap.release_holder("MANY", "unleased")
     assert audit(db)["usage"] == 0
+
+
+def test_a_code_with_a_redemption_cap(pool, db):
+    cap = Capacity(pool)
+    cap.release(cap.claim("PROMO", "first"))
+    with pytest.raises(CodeExhausted) as spent:
+        cap.claim("PROMO", "second")
+    assert spent.value.detail["max_total_claims"] == 1
+    status = cap.check("PROMO")
+    assert (status.total_claims, status.remaining_total, status.reason) == (1, 0, "CODE_EXHAUSTED")
+    assert cap.check("MANY").max_total_claims is None
+    audit(db)
 
 
 def test_a_held_claim_heartbeats_and_is_released_even_on_error(pool, db):

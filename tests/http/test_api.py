@@ -59,6 +59,9 @@ async def test_claim_check_heartbeat_release(fresh):
             "remaining": 2,
             "can_claim": True,
             "reason": None,
+            "max_total_claims": None,
+            "total_claims": None,
+            "remaining_total": None,
         }
         r = await c.post("/v1/codes/class-7a/claims", json={"holder": "alice"}, headers=CLIENT_AUTH)
         assert r.status_code == 201, r.text
@@ -452,3 +455,45 @@ async def test_leases_over_http(fresh):
         assert_error(bad_code, "VALIDATION_ERROR", 400)
         assert snapshot(fresh) == before
     assert audit(fresh)["usage"] == 3
+
+
+async def test_redemption_caps_over_http(fresh):
+    async with api_client(settings_for(fresh)) as c:
+        up = await c.post(
+            "/v1/admin/codes",
+            headers=ADMIN_AUTH,
+            json={"codes": [{"code": "INVITE-1", "max_uses": 5, "max_total_claims": 2}]},
+        )
+        assert up.status_code == 200, up.text
+        url = "/v1/codes/INVITE-1/claims"
+        for holder in ("a", "b"):
+            claim = (await c.post(url, json={"holder": holder}, headers=CLIENT_AUTH)).json()
+            released = await c.delete(
+                f"/v1/claims/{claim['claim_id']}",
+                headers={"X-Claim-Token": claim["token"], **CLIENT_AUTH},
+            )
+            assert released.json()["released"] is True
+        spent = assert_error(
+            await c.post(url, json={"holder": "c"}, headers=CLIENT_AUTH), "CODE_EXHAUSTED", 410
+        )
+        assert (spent["details"]["total_claims"], spent["details"]["max_total_claims"]) == (2, 2)
+        status = (await c.get("/v1/codes/INVITE-1")).json()
+        assert (status["total_claims"], status["remaining_total"], status["reason"]) == (
+            2,
+            0,
+            "CODE_EXHAUSTED",
+        )
+        lower = await c.post(
+            "/v1/admin/codes",
+            headers=ADMIN_AUTH,
+            json={"codes": [{"code": "INVITE-1", "max_uses": 5, "max_total_claims": 1}]},
+        )
+        assert_error(lower, "CAPACITY_BELOW_USAGE", 409)
+        for spec in ({"slots": 4, "max_total_claims": 9}, {"max_total_claims": -1}):
+            bad = await c.post(
+                "/v1/admin/codes",
+                headers=ADMIN_AUTH,
+                json={"codes": [{"code": "INVITE-2", "max_uses": 5, **spec}]},
+            )
+            assert_error(bad, "VALIDATION_ERROR", 400)
+    assert audit(fresh)["usage"] == 0

@@ -32,6 +32,7 @@ def codes(db):
             {"code": "LIMITED", "max_uses": 5, "pool": "reviews"},
             {"code": "BUSY", "max_uses": 5},
             {"code": "HELD", "max_uses": 5},
+            {"code": "SPENT", "max_uses": 5, "max_total_claims": 0},
         ],
     )
     with psycopg.connect(db, autocommit=True) as conn:
@@ -51,6 +52,7 @@ REQUESTS = {
     "CODE_INACTIVE": claim("OFF"),
     "CODE_EXPIRED": claim("OLD"),
     "CODE_FULL": claim("FULL"),
+    "CODE_EXHAUSTED": claim("SPENT"),
     "HOLDER_LIMIT_EXCEEDED": claim("LIMITED"),
     "CLAIM_NOT_FOUND": ("DELETE", "/v1/claims/999999", {"headers": {"X-Claim-Token": TOKEN}}),
     "LOCK_CONTENDED": claim("BUSY", lock_mode="nowait"),

@@ -3,21 +3,22 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import pg from "pg";
-import { Capacity, ClaimNotFound, CodeFull, LockContended, bySqlstate } from "../index.js";
+import { Capacity, ClaimNotFound, CodeExhausted, CodeFull, LockContended, bySqlstate } from "../index.js";
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 4 });
 const sql = (text, params) => pool.query(text, params);
 
 before(async () => {
   await sql(`SELECT capacity.upsert_codes('[{"code": "NODE-1", "max_uses": 1},
-                                            {"code": "NODE-MANY", "max_uses": 50}]')`);
+                                            {"code": "NODE-MANY", "max_uses": 50},
+                                            {"code": "NODE-PROMO", "max_uses": 5, "max_total_claims": 1}]')`);
 });
 after(() => pool.end());
 
 test("every error the SQL raises has its class", async () => {
   const { rows } = await sql(`SELECT name, sqlstate, aliases FROM capacity.error_codes()
-                               WHERE sqlstate <= 'CP009' OR name = 'SERVICE_UNAVAILABLE'`);
-  assert.equal(rows.length, 10);
+                               WHERE sqlstate <= 'CP009' OR name IN ('SERVICE_UNAVAILABLE', 'CODE_EXHAUSTED')`);
+  assert.equal(rows.length, 11);
   for (const row of rows) {
     for (const state of [row.sqlstate, ...row.aliases]) {
       assert.equal(bySqlstate.get(state).errorName, row.name, state);
@@ -66,6 +67,14 @@ test("a claim with a lease: lease_expires_at, renewed by heartbeat, none without
   assert.equal((await cap.claim("NODE-MANY", "unleased")).lease_expires_at, null);
   await cap.release(leased);
   await cap.releaseHolder("NODE-MANY", "unleased");
+});
+
+test("a redemption cap: CodeExhausted, and check's counts", async () => {
+  const cap = new Capacity(pool);
+  await cap.release(await cap.claim("NODE-PROMO", "first"));
+  await assert.rejects(cap.claim("NODE-PROMO", "second"), CodeExhausted);
+  const status = await cap.check("NODE-PROMO");
+  assert.deepEqual([status.total_claims, status.remaining_total, status.reason], [1, 0, "CODE_EXHAUSTED"]);
 });
 
 test("withClaim heartbeats and releases even when the work throws", async () => {
