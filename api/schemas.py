@@ -109,6 +109,9 @@ class Claim(msgspec.Struct):
     claimed_at: datetime
     units: int
     lease_expires_at: datetime | None
+    # Fencing token: larger than that of every claim of the code that ended before this one
+    # was granted; a resource outside PostgreSQL refuses writes with a smaller one.
+    fence: int
 
 
 class Release(msgspec.Struct):

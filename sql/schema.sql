@@ -103,7 +103,8 @@ CREATE TYPE capacity.claim_result AS (
 	already_held boolean,
 	claimed_at timestamp with time zone,
 	units integer,
-	lease_expires_at timestamp with time zone
+	lease_expires_at timestamp with time zone,
+	fence bigint
 );
 
 
@@ -441,7 +442,7 @@ CREATE FUNCTION capacity._claim_result(c capacity.codes, cl capacity.claims, p_a
     AS $$
     SELECT ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
                c.max_uses - c.usage_count, p_already_held, cl.claimed_at,
-               cl.units, cl.lease_expires_at)::capacity.claim_result
+               cl.units, cl.lease_expires_at, cl.claim_id)::capacity.claim_result
 $$;
 
 
@@ -1575,6 +1576,37 @@ BEGIN
           FROM series AS s, current_usage AS u
         WINDOW later AS (ORDER BY s.start DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
          ORDER BY s.start;
+END
+$$;
+
+
+--
+-- Name: assert_held(bigint, uuid); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity.assert_held(claim_id bigint, token uuid DEFAULT NULL::uuid) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    -- FOR SHARE conflicts with the row lock every end of a claim takes; the lease is
+    -- judged by the clock, not the transaction's start, which may be long past.
+    SELECT k.claim_id INTO v_id
+      FROM capacity.claims AS k
+     WHERE k.claim_id = assert_held.claim_id
+       AND k.released_at IS NULL
+       AND k.token = COALESCE(assert_held.token, k.token)
+       AND (k.lease_expires_at IS NULL OR k.lease_expires_at > pg_catalog.clock_timestamp())
+       FOR SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'CLAIM_NOT_FOUND: claim % is not held (ended, past its lease, or another token)',
+                        assert_held.claim_id
+            USING ERRCODE = 'CP007', DETAIL = pg_catalog.jsonb_build_object('claim_id', assert_held.claim_id)::text,
+                  HINT = 'The claim is no longer yours: roll back the work it guarded and claim again.';
+    END IF;
+    RETURN v_id;  -- its fence
 END
 $$;
 
@@ -3707,6 +3739,13 @@ REVOKE ALL ON FUNCTION capacity._with_total_usage(c capacity.codes) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION capacity.activity(span interval, bucket interval, code text, pool text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION assert_held(claim_id bigint, token uuid); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity.assert_held(claim_id bigint, token uuid) FROM PUBLIC;
 
 
 --

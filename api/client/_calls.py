@@ -31,6 +31,7 @@ class Claim:
     claimed_at: datetime
     units: int
     lease_expires_at: datetime | None
+    fence: int
     _holding: Any = field(default=None, compare=False, repr=False)
 
     def __enter__(self) -> Claim:
@@ -81,6 +82,7 @@ def _columns(cls) -> str:
 RELEASE = f"SELECT {_columns(Release)} FROM capacity.release(%s::bigint, %s::uuid)"
 RELEASE_HOLDER = f"SELECT {_columns(Release)} FROM capacity.release(%s::text, %s::text)"
 HEARTBEAT = "SELECT capacity.heartbeat(%s::bigint, %s::uuid)"
+ASSERT_HELD = "SELECT capacity.assert_held(%s::bigint, %s::uuid)"
 CHECK = f"SELECT {_columns(CodeStatus)} FROM capacity.check(%s)"
 USAGE = f"SELECT {_columns(CodeStatus)} FROM capacity.usage_batch(%s)"
 

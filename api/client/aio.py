@@ -105,6 +105,13 @@ class AsyncCapacity:
         )
         return (await self._one(_calls.HEARTBEAT, (claim_id, token)))[0]
 
+    async def assert_held(self, claim: Claim | int, token: UUID | None = None) -> int:
+        """As Capacity.assert_held (with an AsyncConnection, in the caller's transaction)."""
+        claim_id, token = (
+            (claim.claim_id, claim.token) if isinstance(claim, Claim) else (claim, token)
+        )
+        return (await self._one(_calls.ASSERT_HELD, (claim_id, token)))[0]
+
     async def check(self, code: str) -> CodeStatus:
         return await self._one(_calls.CHECK, (code,), CodeStatus)
 

@@ -108,6 +108,15 @@ class Capacity:
         )
         return self._one(_calls.HEARTBEAT, (claim_id, token))[0]
 
+    def assert_held(self, claim: Claim | int, token: UUID | None = None) -> int:
+        """The claim's fence, once it is locked as held until this transaction ends (use it
+        with Capacity(connection), in the transaction whose writes it guards); ClaimNotFound
+        when it is no longer held."""
+        claim_id, token = (
+            (claim.claim_id, claim.token) if isinstance(claim, Claim) else (claim, token)
+        )
+        return self._one(_calls.ASSERT_HELD, (claim_id, token))[0]
+
     def check(self, code: str) -> CodeStatus:
         return self._one(_calls.CHECK, (code,), CodeStatus)
 

@@ -17,6 +17,8 @@ export interface Claim {
   units: number;
   /** When the claim ends unless a heartbeat renews it; null without a lease. */
   lease_expires_at: Date | null;
+  /** Fencing token: larger than every earlier holder's of the code. */
+  fence: number;
 }
 
 export interface Release {
@@ -69,6 +71,8 @@ export class Capacity {
   releaseHolder(code: string, holder: string): Promise<Release>;
   heartbeat(claim: Claim): Promise<Date>;
   heartbeat(claimId: number, token?: string): Promise<Date>;
+  assertHeld(claim: Claim): Promise<number>;
+  assertHeld(claimId: number, token?: string): Promise<number>;
   check(code: string): Promise<CodeStatus>;
   usage(codes: string[]): Promise<CodeStatus[]>;
   withClaim<T>(

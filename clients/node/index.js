@@ -9,14 +9,14 @@ export const {
   ClaimNotFound, LockContended, CapacityBelowUsage, ServiceUnavailable, CodeExhausted,
 } = errors;
 
-const CLAIM_COLUMNS = "claim_id, token, code, holder, usage_count, max_uses, remaining, already_held, claimed_at, units, lease_expires_at";
+const CLAIM_COLUMNS = "claim_id, token, code, holder, usage_count, max_uses, remaining, already_held, claimed_at, units, lease_expires_at, fence";
 const RELEASE_COLUMNS = "claim_id, code, holder, released, usage_count, remaining";
 const STATUS_COLUMNS =
   "code, found, pool, is_active, expires_at, usage_count, max_uses, remaining, can_claim, reason, " +
   "max_total_claims, total_claims, remaining_total";
 
 // bigint ids arrive as strings from node-postgres: numbers below 2**53 are exact.
-const claimRow = (r) => ({ ...r, claim_id: Number(r.claim_id) });
+const claimRow = (r) => ({ ...r, claim_id: Number(r.claim_id), fence: Number(r.fence) });
 const releaseRow = (r) => ({ ...r, claim_id: r.claim_id === null ? null : Number(r.claim_id) });
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -85,6 +85,17 @@ export class Capacity {
     const [id, tok] = typeof claim === "object" ? [claim.claim_id, claim.token] : [claim, token ?? null];
     const rows = await this.#query("SELECT capacity.heartbeat($1::bigint, $2::uuid) AS last_seen_at", [id, tok]);
     return rows[0].last_seen_at;
+  }
+
+  /**
+   * The claim's fence, once it is locked as held until the transaction ends (with a
+   * Client inside BEGIN ... COMMIT, the transaction whose writes it guards); ClaimNotFound
+   * when it is no longer held.
+   */
+  async assertHeld(claim, token) {
+    const [id, tok] = typeof claim === "object" ? [claim.claim_id, claim.token] : [claim, token ?? null];
+    const rows = await this.#query("SELECT capacity.assert_held($1::bigint, $2::uuid) AS fence", [id, tok]);
+    return Number(rows[0].fence);
   }
 
   async check(code) {

@@ -134,14 +134,16 @@ $$;
 -- What only claim() runs, below: its result row, its refusals, the lock modes of a plain
 -- code, the end of every new claim, and the slotted half (docs/architecture.md).
 
--- claim()'s result row for a claim on a code (c: the code with its whole usage).
+-- claim()'s result row for a claim on a code (c: the code with its whole usage). Its fence
+-- is the claim id, drawn from the claims' sequence after the units were taken: a claim
+-- granted after another ended always has a larger one.
 CREATE OR REPLACE FUNCTION capacity._claim_result(c capacity.codes, cl capacity.claims, p_already_held boolean)
 RETURNS capacity.claim_result
 LANGUAGE sql IMMUTABLE
 AS $$
     SELECT ROW(cl.claim_id, cl.token, c.code, cl.holder, c.usage_count, c.max_uses,
                c.max_uses - c.usage_count, p_already_held, cl.claimed_at,
-               cl.units, cl.lease_expires_at)::capacity.claim_result
+               cl.units, cl.lease_expires_at, cl.claim_id)::capacity.claim_result
 $$;
 
 -- Raises VALIDATION_ERROR for a claim's units below 1 or null. (More units than the

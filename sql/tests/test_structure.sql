@@ -1,6 +1,6 @@
 -- Structure: schema, tables, result types, and every public function's signature pinned.
 BEGIN;
-SELECT plan(94);
+SELECT plan(95);
 
 SELECT has_schema('capacity', 'schema capacity exists');
 SELECT tables_are('capacity', ARRAY['codes', 'holders', 'claims', 'events', 'app_roles', 'migrations',
@@ -60,7 +60,7 @@ SELECT is(ARRAY(SELECT a.attname::text FROM pg_attribute AS a
                  WHERE a.attrelid = 'capacity.claim_result'::regclass AND a.attnum > 0 AND NOT a.attisdropped
                  ORDER BY a.attnum),
           ARRAY['claim_id', 'token', 'code', 'holder', 'usage_count', 'max_uses', 'remaining',
-                'already_held', 'claimed_at', 'units', 'lease_expires_at'], 'claim_result columns');
+                'already_held', 'claimed_at', 'units', 'lease_expires_at', 'fence'], 'claim_result columns');
 SELECT is(ARRAY(SELECT a.attname::text FROM pg_attribute AS a
                  WHERE a.attrelid = 'capacity.claim_info'::regclass AND a.attnum > 0 AND NOT a.attisdropped
                  ORDER BY a.attnum),
@@ -74,6 +74,7 @@ SELECT has_function('capacity', 'release', ARRAY['text', 'text'], 'release(code,
 SELECT function_returns('capacity', 'release', ARRAY['text', 'text'], 'capacity.release_result', 'release(code, holder) returns release_result');
 SELECT has_function('capacity', 'heartbeat', ARRAY['bigint', 'uuid'], 'heartbeat(claim_id, token)');
 SELECT function_returns('capacity', 'heartbeat', ARRAY['bigint', 'uuid'], 'timestamp with time zone', 'heartbeat returns timestamptz');
+SELECT function_returns('capacity', 'assert_held', ARRAY['bigint', 'uuid'], 'bigint', 'assert_held(claim_id, token) returns the fence');
 SELECT has_function('capacity', 'check', ARRAY['text'], 'check(code)');
 SELECT function_returns('capacity', 'check', ARRAY['text'], 'capacity.code_status', 'check returns code_status');
 SELECT has_function('capacity', 'usage_batch', ARRAY['text[]'], 'usage_batch(codes)');

@@ -119,6 +119,17 @@ def test_a_code_with_a_redemption_cap(pool, db):
     audit(db)
 
 
+def test_assert_held_in_the_callers_transaction(pool, db):
+    with psycopg.connect(db) as conn:
+        cap = Capacity(conn)
+        claim = cap.claim("MANY", "fenced")
+        assert cap.assert_held(claim) == claim.fence == claim.claim_id
+        assert cap.release(claim).released
+        with pytest.raises(ClaimNotFound):
+            cap.assert_held(claim)
+    audit(db)
+
+
 def test_a_held_claim_heartbeats_and_is_released_even_on_error(pool, db):
     cap = Capacity(pool, heartbeat_every=0.05)
     with pytest.raises(RuntimeError), cap.claim("MANY", "worker") as claim:

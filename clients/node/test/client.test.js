@@ -77,6 +77,15 @@ test("a redemption cap: CodeExhausted, and check's counts", async () => {
   assert.deepEqual([status.total_claims, status.remaining_total, status.reason], [1, 0, "CODE_EXHAUSTED"]);
 });
 
+test("assertHeld returns the fence of a held claim, ClaimNotFound once it ended", async () => {
+  const cap = new Capacity(pool);
+  const claim = await cap.claim("NODE-MANY", "fenced");
+  assert.equal(typeof claim.fence, "number");
+  assert.equal(await cap.assertHeld(claim), claim.fence);
+  await cap.release(claim);
+  await assert.rejects(cap.assertHeld(claim), ClaimNotFound);
+});
+
 test("withClaim heartbeats and releases even when the work throws", async () => {
   const cap = new Capacity(pool);
   const seen = async (id) =>
