@@ -87,6 +87,11 @@ CHECK = f"SELECT {_columns(CodeStatus)} FROM capacity.check(%s)"
 USAGE = f"SELECT {_columns(CodeStatus)} FROM capacity.usage_batch(%s)"
 
 
+def claim_key(claim: Claim | int, token: UUID | None) -> tuple[int, UUID | None]:
+    """(claim_id, token) from a Claim, or from the id and token given apart."""
+    return (claim.claim_id, claim.token) if isinstance(claim, Claim) else (claim, token)
+
+
 def claim_query(
     code: str, holder: str, lock_mode: str | None, units: int, lease: Lease
 ) -> tuple[str, tuple]:

@@ -91,26 +91,17 @@ class AsyncCapacity:
         raise AssertionError("unreachable")
 
     async def release(self, claim: Claim | int, token: UUID | None = None) -> Release:
-        claim_id, token = (
-            (claim.claim_id, claim.token) if isinstance(claim, Claim) else (claim, token)
-        )
-        return await self._one(_calls.RELEASE, (claim_id, token), Release)
+        return await self._one(_calls.RELEASE, _calls.claim_key(claim, token), Release)
 
     async def release_holder(self, code: str, holder: str) -> Release:
         return await self._one(_calls.RELEASE_HOLDER, (code, holder), Release)
 
     async def heartbeat(self, claim: Claim | int, token: UUID | None = None) -> datetime:
-        claim_id, token = (
-            (claim.claim_id, claim.token) if isinstance(claim, Claim) else (claim, token)
-        )
-        return (await self._one(_calls.HEARTBEAT, (claim_id, token)))[0]
+        return (await self._one(_calls.HEARTBEAT, _calls.claim_key(claim, token)))[0]
 
     async def assert_held(self, claim: Claim | int, token: UUID | None = None) -> int:
         """As Capacity.assert_held (with an AsyncConnection, in the caller's transaction)."""
-        claim_id, token = (
-            (claim.claim_id, claim.token) if isinstance(claim, Claim) else (claim, token)
-        )
-        return (await self._one(_calls.ASSERT_HELD, (claim_id, token)))[0]
+        return (await self._one(_calls.ASSERT_HELD, _calls.claim_key(claim, token)))[0]
 
     async def check(self, code: str) -> CodeStatus:
         return await self._one(_calls.CHECK, (code,), CodeStatus)

@@ -92,10 +92,7 @@ class Capacity:
 
     def release(self, claim: Claim | int, token: UUID | None = None) -> Release:
         """Gives the unit back; `released` is false if the claim had already ended."""
-        claim_id, token = (
-            (claim.claim_id, claim.token) if isinstance(claim, Claim) else (claim, token)
-        )
-        return self._one(_calls.RELEASE, (claim_id, token), Release)
+        return self._one(_calls.RELEASE, _calls.claim_key(claim, token), Release)
 
     def release_holder(self, code: str, holder: str) -> Release:
         """Releases the holder's active claim on `code` without its id or token."""
@@ -103,19 +100,13 @@ class Capacity:
 
     def heartbeat(self, claim: Claim | int, token: UUID | None = None) -> datetime:
         """Keeps a claim alive; ClaimNotFound once it has ended (released, expired, revoked)."""
-        claim_id, token = (
-            (claim.claim_id, claim.token) if isinstance(claim, Claim) else (claim, token)
-        )
-        return self._one(_calls.HEARTBEAT, (claim_id, token))[0]
+        return self._one(_calls.HEARTBEAT, _calls.claim_key(claim, token))[0]
 
     def assert_held(self, claim: Claim | int, token: UUID | None = None) -> int:
         """The claim's fence, once it is locked as held until this transaction ends (use it
         with Capacity(connection), in the transaction whose writes it guards); ClaimNotFound
         when it is no longer held."""
-        claim_id, token = (
-            (claim.claim_id, claim.token) if isinstance(claim, Claim) else (claim, token)
-        )
-        return self._one(_calls.ASSERT_HELD, (claim_id, token))[0]
+        return self._one(_calls.ASSERT_HELD, _calls.claim_key(claim, token))[0]
 
     def check(self, code: str) -> CodeStatus:
         return self._one(_calls.CHECK, (code,), CodeStatus)

@@ -21,6 +21,10 @@ const releaseRow = (r) => ({ ...r, claim_id: r.claim_id === null ? null : Number
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** [claim_id, token] from a claim row, or from the id and token given apart. */
+const claimKey = (claim, token) =>
+  typeof claim === "object" ? [claim.claim_id, claim.token] : [claim, token ?? null];
+
 export class Capacity {
   /**
    * @param {import("pg").Pool | import("pg").Client} db
@@ -69,8 +73,7 @@ export class Capacity {
 
   /** Gives the unit back; `released` is false when the claim had already ended. */
   async release(claim, token) {
-    const [id, tok] = typeof claim === "object" ? [claim.claim_id, claim.token] : [claim, token ?? null];
-    const rows = await this.#query(`SELECT ${RELEASE_COLUMNS} FROM capacity.release($1::bigint, $2::uuid)`, [id, tok]);
+    const rows = await this.#query(`SELECT ${RELEASE_COLUMNS} FROM capacity.release($1::bigint, $2::uuid)`, claimKey(claim, token));
     return releaseRow(rows[0]);
   }
 
@@ -82,8 +85,7 @@ export class Capacity {
 
   /** Keeps a claim alive; ClaimNotFound once it has ended. */
   async heartbeat(claim, token) {
-    const [id, tok] = typeof claim === "object" ? [claim.claim_id, claim.token] : [claim, token ?? null];
-    const rows = await this.#query("SELECT capacity.heartbeat($1::bigint, $2::uuid) AS last_seen_at", [id, tok]);
+    const rows = await this.#query("SELECT capacity.heartbeat($1::bigint, $2::uuid) AS last_seen_at", claimKey(claim, token));
     return rows[0].last_seen_at;
   }
 
@@ -93,8 +95,7 @@ export class Capacity {
    * when it is no longer held.
    */
   async assertHeld(claim, token) {
-    const [id, tok] = typeof claim === "object" ? [claim.claim_id, claim.token] : [claim, token ?? null];
-    const rows = await this.#query("SELECT capacity.assert_held($1::bigint, $2::uuid) AS fence", [id, tok]);
+    const rows = await this.#query("SELECT capacity.assert_held($1::bigint, $2::uuid) AS fence", claimKey(claim, token));
     return Number(rows[0].fence);
   }
 

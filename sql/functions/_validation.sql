@@ -114,3 +114,21 @@ BEGIN
     RETURN page_size;
 END
 $$;
+
+-- A JSON number as an integer from 0 to p_max, else VALIDATION_ERROR naming p_field
+-- (p_or_else ends the message, such as ', or null', where the caller accepts more).
+CREATE OR REPLACE FUNCTION capacity._json_integer(p_value jsonb, p_field text, p_max integer, p_hint text,
+                                                  p_or_else text DEFAULT '')
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    IF pg_catalog.jsonb_typeof(p_value) IS DISTINCT FROM 'number' OR (p_value #>> '{}') !~ '^[0-9]{1,10}$'
+       OR (p_value #>> '{}')::bigint > p_max THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: % must be an integer between 0 and %', p_field, p_max || p_or_else
+            USING ERRCODE = 'CP001', DETAIL = pg_catalog.jsonb_build_object('field', p_field)::text,
+                  HINT = p_hint;
+    END IF;
+    RETURN (p_value #>> '{}')::integer;
+END
+$$;

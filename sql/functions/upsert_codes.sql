@@ -38,13 +38,8 @@ BEGIN
                       HINT = 'Give each element a "code" string: 1-64 of A-Z, 0-9, "_" and "-".';
         END IF;
         r.code := capacity._require_code(e ->> 'code', v_field || '.code');
-        IF jsonb_typeof(e -> 'max_uses') IS DISTINCT FROM 'number'
-           OR (e ->> 'max_uses') !~ '^[0-9]{1,10}$' OR (e ->> 'max_uses')::bigint > 2147483647 THEN
-            RAISE EXCEPTION 'VALIDATION_ERROR: %.max_uses must be an integer between 0 and 2147483647', v_field
-                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.max_uses')::text,
-                      HINT = 'Give each element a whole "max_uses" from 0 to 2147483647.';
-        END IF;
-        r.max_uses := (e ->> 'max_uses')::integer;
+        r.max_uses := capacity._json_integer(e -> 'max_uses', v_field || '.max_uses', 2147483647,
+                                             'Give each element a whole "max_uses" from 0 to 2147483647.');
         r.has_pool := e ? 'pool';
         -- Present, the pool must be a valid string (null and other types are refused).
         r.pool := CASE WHEN r.has_pool THEN capacity._require_pool(
@@ -80,13 +75,8 @@ BEGIN
         r.has_slots := e ? 'slots';
         r.slots := NULL;
         IF r.has_slots THEN
-            IF jsonb_typeof(e -> 'slots') IS DISTINCT FROM 'number' OR (e ->> 'slots') !~ '^[0-9]{1,3}$'
-               OR (e ->> 'slots')::integer > 256 THEN
-                RAISE EXCEPTION 'VALIDATION_ERROR: %.slots must be an integer between 0 and 256', v_field
-                    USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.slots')::text,
-                          HINT = '0 makes the code plain; N spreads its capacity over N rows for hot codes.';
-            END IF;
-            r.slots := (e ->> 'slots')::integer;
+            r.slots := capacity._json_integer(e -> 'slots', v_field || '.slots', 256,
+                                              '0 makes the code plain; N spreads its capacity over N rows for hot codes.');
         END IF;
         r.has_lease := e ? 'lease';
         r.lease := NULL;
@@ -107,13 +97,9 @@ BEGIN
         r.has_max_total := e ? 'max_total_claims';
         r.max_total_claims := NULL;
         IF r.has_max_total AND jsonb_typeof(e -> 'max_total_claims') <> 'null' THEN
-            IF jsonb_typeof(e -> 'max_total_claims') <> 'number' OR (e ->> 'max_total_claims') !~ '^[0-9]{1,10}$'
-               OR (e ->> 'max_total_claims')::bigint > 2147483647 THEN
-                RAISE EXCEPTION 'VALIDATION_ERROR: %.max_total_claims must be an integer between 0 and 2147483647, or null', v_field
-                    USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', v_field || '.max_total_claims')::text,
-                          HINT = 'Give the number of claims the code admits over its life, or null for no such cap.';
-            END IF;
-            r.max_total_claims := (e ->> 'max_total_claims')::integer;
+            r.max_total_claims := capacity._json_integer(
+                e -> 'max_total_claims', v_field || '.max_total_claims', 2147483647,
+                'Give the number of claims the code admits over its life, or null for no such cap.', ', or null');
         END IF;
         RETURN NEXT r;
         i := i + 1;
