@@ -28,6 +28,8 @@ def connection_kwargs(settings: Settings) -> dict[str, Any]:
         kwargs["options"] = (
             f"-c statement_timeout={settings.statement_timeout_ms}"
             f" -c lock_timeout={settings.lock_timeout_ms}"
+            # A claim waiting in a queue (claim_wait) leaves it if the API's connection dies.
+            " -c client_connection_check_interval=1000"
             " -c application_name=pgcapacity-api"
         )
     return kwargs

@@ -46,6 +46,7 @@ CATALOG = {
     "SERVICE_UNAVAILABLE": ("CP015", 503),
     "INTERNAL_ERROR": ("CP016", 500),
     "CODE_EXHAUSTED": ("CP017", 410),
+    "POOL_FULL": ("CP018", 409),
 }
 # Statuses Litestar raises by itself, and the catalog name each one is reported under.
 HTTP_STATUS_NAMES = {

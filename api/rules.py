@@ -63,4 +63,5 @@ MAX_PAGE_SIZE: Final = 1000  # list_codes(), list_claims() page_size
 MAX_USAGE_BATCH: Final = 1000  # codes per POST /v1/usage
 MAX_UPSERT_BATCH: Final = 10_000  # codes per POST /v1/admin/codes
 MAX_IDLE_SECONDS: Final = 10 * 365 * 86400  # POST /v1/admin/expire idle_seconds
+MAX_WAIT_MS: Final = 3_600_000  # capacity.claim_wait(wait): at most an hour
 PAGE_SIZE: Final = 100  # the HTTP listings' default `limit` (it computes `next` from it)

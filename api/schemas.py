@@ -30,6 +30,15 @@ CodeName = Annotated[
 PoolName = Annotated[str, msgspec.Meta(pattern=rules.POOL_PATTERN, description=rules.POOL_RULE)]
 LockMode = Literal[rules.LOCK_MODES]  # type: ignore[valid-type]
 Count = Annotated[int, msgspec.Meta(ge=0, le=rules.MAX_INTEGER)]
+# A count, or null for "no limit". Litestar leaves a `minimum` of 0 out of such a union's
+# schema (it skips constraints whose value is falsy), so the schema states it again.
+CountOrNull = (
+    Annotated[
+        int,
+        msgspec.Meta(ge=0, le=rules.MAX_INTEGER, extra_json_schema={"extra": {"minimum": 0}}),
+    ]
+    | None
+)
 Lease = Annotated[
     str,
     msgspec.Meta(
@@ -52,6 +61,9 @@ class ClaimRequest(Request):
     units: Annotated[int, msgspec.Meta(ge=1, le=rules.MAX_INTEGER)] = 1
     # Null: the code's default lease, if it has one.
     lease: Lease | None = None
+    # Milliseconds to wait in the code's queue for room (capacity.claim_wait); 0: answer at
+    # once. Shortened to PGCAPACITY_MAX_WAIT_MS.
+    wait_ms: Annotated[int, msgspec.Meta(ge=0, le=rules.MAX_WAIT_MS)] = 0
 
 
 class UsageRequest(Request):
@@ -74,7 +86,7 @@ class CodeSpec(Request):
     lease: Lease | msgspec.UnsetType | None = msgspec.UNSET
     # Claims the code admits over its whole life, released or not; explicit null removes
     # the cap. A capped code is never slotted.
-    max_total_claims: Count | msgspec.UnsetType | None = msgspec.UNSET
+    max_total_claims: CountOrNull | msgspec.UnsetType = msgspec.UNSET
 
 
 class UpsertCodesRequest(Request):
@@ -84,7 +96,12 @@ class UpsertCodesRequest(Request):
 class HolderLimitRequest(Request):
     pool: PoolName
     holder: Holder
-    max_claims: Count | None
+    max_claims: CountOrNull
+
+
+class PoolLimitRequest(Request):
+    pool: PoolName
+    max_units: CountOrNull
 
 
 class ExpireRequest(Request):
@@ -239,6 +256,11 @@ class HolderLimit(msgspec.Struct):
     pool: str
     holder: str
     max_claims: int | None
+
+
+class PoolLimit(msgspec.Struct):
+    pool: str
+    max_units: int | None
 
 
 class ExpiryResult(msgspec.Struct):

@@ -53,12 +53,15 @@ class Capacity:
         lock_mode: str | None,
         units: int = 1,
         lease: str | None = None,
+        wait_ms: int = 0,
     ) -> schemas.Claim:
+        """capacity.claim(), or with wait_ms capacity.claim_wait(), which queues for room."""
         query, params = named_call(
-            "claim",
+            "claim_wait" if wait_ms else "claim",
             columns=CLAIM_COLUMNS,
             code=code,
             holder=holder,
+            wait=timedelta(milliseconds=wait_ms) if wait_ms else None,
             lock_mode=lock_mode or self.lock_mode,
             units=None if units == 1 else units,  # the SQL default; one statement less to prepare
             lease=lease,
@@ -241,6 +244,11 @@ class Capacity:
             self.pool,
             "SELECT capacity.set_holder_limit(%s, %s, %s) AS done",
             (pool, holder, max_claims),
+        )
+
+    async def set_pool_limit(self, pool: str, max_units: int | None) -> None:
+        await fetch_one(
+            self.pool, "SELECT capacity.set_pool_limit(%s, %s) AS done", (pool, max_units)
         )
 
     async def expire_all_idle(self, idle_seconds: int | None) -> dict:

@@ -114,6 +114,7 @@ class Settings:
     max_body_bytes: int = 1_048_576
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; () = none
     lock_mode: str | None = None  # None: the SQL default of capacity.claim()
+    max_wait_ms: int = 10_000  # the longest "wait_ms" a claim may ask for
     alert_avg_ms: float = 1000.0
     alert_success_rate: float = 0.95
     alert_concurrency: int = 50
@@ -174,9 +175,16 @@ class Settings:
             max_body_bytes=_int(env, "PGCAPACITY_MAX_BODY_BYTES", 1_048_576, 1024),
             cors_origins=_origins(env),
             lock_mode=env.get("PGCAPACITY_LOCK_MODE") or None,
+            max_wait_ms=_int(env, "PGCAPACITY_MAX_WAIT_MS", 10_000, 0),
             alert_avg_ms=_float(env, "PGCAPACITY_ALERT_AVG_MS", 1000.0),
             alert_success_rate=_float(env, "PGCAPACITY_ALERT_SUCCESS_RATE", 0.95),
             alert_concurrency=_int(env, "PGCAPACITY_ALERT_CONCURRENCY", 50),
         )
         values.update(overrides)
+        if values["max_wait_ms"] >= values["statement_timeout_ms"]:
+            raise SettingsError(
+                f"PGCAPACITY_MAX_WAIT_MS={values['max_wait_ms']}: must be below"
+                f" PGCAPACITY_STATEMENT_TIMEOUT_MS ({values['statement_timeout_ms']}),"
+                " or waiting claims would be cut off by the statement timeout"
+            )
         return cls(**values)

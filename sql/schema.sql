@@ -633,7 +633,10 @@ DECLARE
     ended   capacity.claims;
     v_slot  bigint;
     v_taken boolean := false;  -- the units were taken from the code row
+    v_stripes integer;
 BEGIN
+    -- Before any row lock: set_pool_limit holds it exclusively while it counts the pool.
+    PERFORM capacity._lock_pool(cl.pool, true);
     IF cl.slot_id IS NOT NULL THEN
         -- No row when the code was re-sliced or made plain: the claim is then counted in
         -- the code row. (Fewer used: nothing to take, the claim has ended.)
@@ -674,6 +677,10 @@ BEGIN
         SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = cl.code_id;
     ELSIF v_taken AND c.slots > 0 THEN
         PERFORM capacity._return_base_units(c.code_id, cl.units);
+    END IF;
+    SELECT p.stripes INTO v_stripes FROM capacity.pool_limits AS p WHERE p.pool = ended.pool;
+    IF FOUND THEN
+        PERFORM capacity._return_pool_units(ended.pool, v_stripes, ended.units);
     END IF;
     -- Only a limited holder has a counter (the shared lock: see _finish_claim).
     PERFORM capacity._lock_holder_shared(ended.pool, ended.holder);
@@ -749,6 +756,13 @@ CREATE FUNCTION capacity._finish_claim(c capacity.codes, cl capacity.claims) RET
 DECLARE
     v_limit integer;
 BEGIN
+    -- Shared with every claim and release in this pool, exclusive in set_pool_limit.
+    -- (Held since claim() began, unless the code moved to another pool meanwhile.)
+    PERFORM capacity._lock_pool(cl.pool, true);
+    SELECT p.stripes INTO v_limit FROM capacity.pool_limits AS p WHERE p.pool = cl.pool;
+    IF FOUND THEN
+        PERFORM capacity._take_pool_units(cl.pool, v_limit, cl.units);
+    END IF;
     -- Shared with every claim and release of this holder, exclusive in set_holder_limit:
     -- the look below sees a counter row created meanwhile, and a counter created after
     -- this commits counts this claim.
@@ -766,6 +780,41 @@ BEGIN
     VALUES ('claimed', c.code_id, c.code, c.pool, cl.holder, cl.claim_id, c.usage_count, cl.units);
     INSERT INTO capacity.pending_changes (codes, pool, claims) VALUES (ARRAY[c.code], c.pool, 1);
     RETURN capacity._claim_result(c, cl, false);
+END
+$$;
+
+
+--
+-- Name: _gather_pool_units(text, integer); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._gather_pool_units(p_pool text, p_units integer) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_target integer;
+    v_need   integer;
+BEGIN
+    PERFORM 1 FROM capacity.pool_stripes AS s WHERE s.pool = p_pool ORDER BY s.stripe FOR NO KEY UPDATE;
+    SELECT s.stripe, p_units - (s.cap - s.used) INTO v_target, v_need
+      FROM capacity.pool_stripes AS s WHERE s.pool = p_pool
+     ORDER BY s.cap - s.used DESC, s.stripe LIMIT 1;
+    IF (SELECT COALESCE(sum(s.cap - s.used), 0) FROM capacity.pool_stripes AS s WHERE s.pool = p_pool) < p_units THEN
+        PERFORM capacity._raise_pool_full(p_pool, p_units);
+    END IF;
+    IF v_need > 0 THEN
+        WITH room AS (
+            SELECT s.stripe, s.cap - s.used AS free,
+                   sum(s.cap - s.used) OVER (ORDER BY s.stripe) - (s.cap - s.used) AS before
+              FROM capacity.pool_stripes AS s
+             WHERE s.pool = p_pool AND s.stripe <> v_target AND s.used < s.cap
+        )
+        UPDATE capacity.pool_stripes AS s SET cap = s.cap - LEAST(r.free, v_need - r.before)
+          FROM room AS r
+         WHERE s.pool = p_pool AND s.stripe = r.stripe AND r.before < v_need;
+        UPDATE capacity.pool_stripes AS s SET cap = s.cap + v_need WHERE s.pool = p_pool AND s.stripe = v_target;
+    END IF;
+    UPDATE capacity.pool_stripes AS s SET used = s.used + p_units WHERE s.pool = p_pool AND s.stripe = v_target;
 END
 $$;
 
@@ -833,6 +882,19 @@ CREATE FUNCTION capacity._invariant_violations() RETURNS TABLE(rule text, subjec
     UNION ALL
     SELECT 'holder_within_limit', h.pool || '/' || h.holder, h.max_claims, h.active_claims
       FROM capacity.holders AS h WHERE h.active_claims > h.max_claims
+    UNION ALL
+    SELECT 'pool_counts_its_claims', p.pool, a.units, s.used
+      FROM capacity.pool_limits AS p
+     CROSS JOIN LATERAL (SELECT COALESCE(sum(k.used), 0) AS used
+                           FROM capacity.pool_stripes AS k WHERE k.pool = p.pool) AS s
+     CROSS JOIN LATERAL (SELECT COALESCE(sum(cl.units), 0) AS units FROM capacity.claims AS cl
+                          WHERE cl.pool = p.pool AND cl.released_at IS NULL) AS a
+     WHERE s.used <> a.units
+    UNION ALL
+    SELECT 'stripes_cover_pool_limit', p.pool, p.max_units, sum(k.cap)
+      FROM capacity.pool_limits AS p LEFT JOIN capacity.pool_stripes AS k ON k.pool = p.pool
+     GROUP BY p.pool, p.max_units
+    HAVING COALESCE(sum(k.cap), 0) <> p.max_units
 $$;
 
 
@@ -940,6 +1002,19 @@ CREATE FUNCTION capacity._lock_namespace() RETURNS integer
 
 
 --
+-- Name: _lock_pool(text, boolean); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._lock_pool(p_pool text, p_shared boolean) RETURNS void
+    LANGUAGE sql
+    AS $$
+    SELECT CASE WHEN p_shared
+                THEN pg_catalog.pg_advisory_xact_lock_shared(capacity._pool_lock_namespace(), pg_catalog.hashtext(p_pool))
+                ELSE pg_catalog.pg_advisory_xact_lock(capacity._pool_lock_namespace(), pg_catalog.hashtext(p_pool)) END
+$$;
+
+
+--
 -- Name: _log(capacity.event_kind, capacity.codes, text, bigint); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
@@ -982,6 +1057,24 @@ CREATE FUNCTION capacity._nowait_backoff(p_attempt integer) RETURNS void
         * COALESCE(NULLIF(pg_catalog.current_setting('pgcapacity.nowait_backoff_ms', true), '')::double precision, 2)
         * (2 ^ (p_attempt - 1)) / 1000.0)
 $$;
+
+
+--
+-- Name: _pool_lock_namespace(); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._pool_lock_namespace() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT 1885823858 $$;
+
+
+--
+-- Name: _pool_stripe_count(integer); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._pool_stripe_count(p_max integer) RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    AS $$ SELECT LEAST(GREATEST(p_max / 4, 1), 16) $$;
 
 
 --
@@ -1121,6 +1214,29 @@ BEGIN
     ELSE
         NULL;
     END CASE;
+END
+$$;
+
+
+--
+-- Name: _raise_pool_full(text, integer); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._raise_pool_full(p_pool text, p_units integer) RETURNS void
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    v_max  integer;
+    v_used integer;
+BEGIN
+    SELECT p.max_units INTO v_max FROM capacity.pool_limits AS p WHERE p.pool = p_pool;
+    SELECT COALESCE(sum(s.used), 0)::integer INTO v_used FROM capacity.pool_stripes AS s WHERE s.pool = p_pool;
+    RAISE EXCEPTION 'POOL_FULL: pool % has %/% units in use%', p_pool, v_used, v_max,
+                    CASE WHEN p_units > 1 THEN pg_catalog.format(', %s units wanted', p_units) ELSE '' END
+        USING ERRCODE = 'CP018',
+              DETAIL = pg_catalog.jsonb_build_object('pool', p_pool, 'units_in_use', v_used,
+                                                     'max_units', v_max, 'units', p_units)::text,
+              HINT = 'Retry after a claim in the pool is released or expired, or raise the pool''s limit.';
 END
 $$;
 
@@ -1355,6 +1471,45 @@ $$;
 
 
 --
+-- Name: _return_pool_units(text, integer, integer); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._return_pool_units(p_pool text, p_stripes integer, p_units integer) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_start integer := pg_catalog.floor(pg_catalog.random() * p_stripes)::integer;
+BEGIN
+    BEGIN
+        UPDATE capacity.pool_stripes AS s SET used = s.used - p_units
+         WHERE s.pool = p_pool
+           AND s.stripe = (SELECT k.stripe FROM capacity.pool_stripes AS k
+                            WHERE k.pool = p_pool AND k.used >= p_units
+                            ORDER BY k.stripe < v_start, k.stripe LIMIT 1
+                              FOR NO KEY UPDATE SKIP LOCKED)
+           AND s.used >= p_units;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+        RAISE EXCEPTION 'no stripe holding the units taken' USING ERRCODE = 'CP099';
+    EXCEPTION WHEN SQLSTATE 'CP099' THEN
+        NULL;  -- rolled back: no stray row lock is kept
+    END;
+    PERFORM 1 FROM capacity.pool_stripes AS s WHERE s.pool = p_pool ORDER BY s.stripe FOR NO KEY UPDATE;
+    -- (Fewer units counted than the claim holds only after a counter was changed by hand:
+    -- what there is goes; reconcile() reports the rest.)
+    WITH held AS (
+        SELECT s.stripe, s.used, sum(s.used) OVER (ORDER BY s.stripe) - s.used AS before
+          FROM capacity.pool_stripes AS s WHERE s.pool = p_pool AND s.used > 0
+    )
+    UPDATE capacity.pool_stripes AS s SET used = s.used - LEAST(h.used, p_units - h.before)
+      FROM held AS h
+     WHERE s.pool = p_pool AND s.stripe = h.stripe AND h.before < p_units;
+END
+$$;
+
+
+--
 -- Name: _slot_usage(bigint); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
@@ -1364,6 +1519,23 @@ CREATE FUNCTION capacity._slot_usage(p_code_id bigint) RETURNS integer
 BEGIN
     RETURN (SELECT COALESCE(sum(s.used), 0)::integer FROM capacity.code_slots AS s WHERE s.code_id = p_code_id);
 END
+$$;
+
+
+--
+-- Name: _spread_pool(text, integer); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._spread_pool(p_pool text, p_used integer) RETURNS void
+    LANGUAGE sql
+    AS $$
+    DELETE FROM capacity.pool_stripes AS s WHERE s.pool = p_pool;
+    INSERT INTO capacity.pool_stripes (pool, stripe, cap, used)
+    SELECT p.pool, i,
+           p.max_units / p.stripes + (i < p.max_units % p.stripes)::integer,
+           p_used / p.stripes + (i < p_used % p.stripes)::integer
+      FROM capacity.pool_limits AS p, pg_catalog.generate_series(0, p.stripes - 1) AS i
+     WHERE p.pool = p_pool;
 $$;
 
 
@@ -1378,6 +1550,53 @@ CREATE FUNCTION capacity._status(c capacity.codes) RETURNS capacity.code_status
                c.max_uses - c.usage_count, capacity._blocker(c) IS NULL,
                capacity._blocker(c), c.max_total_claims, c.total_claims,
                c.max_total_claims - c.total_claims)::capacity.code_status
+$$;
+
+
+--
+-- Name: _take_pool_units(text, integer, integer); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._take_pool_units(p_pool text, p_stripes integer, p_units integer) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_start  integer := pg_catalog.floor(pg_catalog.random() * p_stripes)::integer;
+    v_stripe integer;
+    v_free   bigint;
+BEGIN
+    LOOP
+        BEGIN
+            UPDATE capacity.pool_stripes AS s SET used = s.used + p_units
+             WHERE s.pool = p_pool
+               AND s.stripe = COALESCE(v_stripe,
+                       (SELECT k.stripe FROM capacity.pool_stripes AS k
+                         WHERE k.pool = p_pool AND k.used <= k.cap - p_units
+                         ORDER BY k.stripe < v_start, k.stripe LIMIT 1
+                           FOR NO KEY UPDATE SKIP LOCKED))
+               AND s.used <= s.cap - p_units
+            RETURNING s.stripe INTO v_stripe;
+            IF FOUND THEN
+                RETURN;
+            END IF;
+            RAISE EXCEPTION 'no stripe with room taken' USING ERRCODE = 'CP099';
+        EXCEPTION WHEN SQLSTATE 'CP099' THEN
+            NULL;  -- rolled back: no stray row lock is kept
+        END;
+        -- The committed state now: full, or which stripe to wait for (the UPDATE above
+        -- waits for its lock, then re-checks it), or room spread over several stripes.
+        SELECT sum(k.cap - k.used),
+               (array_agg(k.stripe ORDER BY pg_catalog.random()) FILTER (WHERE k.used <= k.cap - p_units))[1]
+          INTO v_free, v_stripe
+          FROM capacity.pool_stripes AS k WHERE k.pool = p_pool;
+        IF COALESCE(v_free, 0) < p_units THEN
+            PERFORM capacity._raise_pool_full(p_pool, p_units);
+        ELSIF v_stripe IS NULL THEN
+            PERFORM capacity._gather_pool_units(p_pool, p_units);
+            RETURN;
+        END IF;
+    END LOOP;
+END
 $$;
 
 
@@ -1476,6 +1695,15 @@ CREATE FUNCTION capacity._total_usage(c capacity.codes) RETURNS integer
     AS $$
     SELECT c.usage_count + CASE WHEN c.slots > 0 THEN capacity._slot_usage(c.code_id) ELSE 0 END
 $$;
+
+
+--
+-- Name: _wait_lock_namespace(); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity._wait_lock_namespace() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT 1885823859 $$;
 
 
 --
@@ -1668,6 +1896,9 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM capacity._raise_code_not_found(v_code);
     END IF;
+    -- The pool's shared lock (see _finish_claim) before any row lock: a set_pool_limit
+    -- waiting for it then never stands between two claims that wait for each other's rows.
+    PERFORM capacity._lock_pool(c.pool, true);
     LOOP
         SELECT * INTO cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
@@ -1770,6 +2001,66 @@ $$;
 
 
 --
+-- Name: claim_wait(text, text, interval, text, integer, interval); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity.claim_wait(code text, holder text, wait interval, lock_mode text DEFAULT 'advisory'::text, units integer DEFAULT 1, lease interval DEFAULT NULL::interval) RETURNS capacity.claim_result
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_code     text := capacity._require_code(claim_wait.code);
+    v_code_id  bigint;
+    v_deadline timestamptz;
+    v_timeout  text := current_setting('lock_timeout');
+    v_pause    double precision := 0.001;
+    result     capacity.claim_result;
+BEGIN
+    IF claim_wait.wait IS NULL OR claim_wait.wait < interval '0' OR claim_wait.wait > interval '1 hour' THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: wait must be an interval from 0 to 1 hour, got %',
+                        COALESCE(claim_wait.wait::text, 'null')
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'wait')::text,
+                  HINT = 'Pass how long to wait for a unit, such as ''5 seconds''; 0 does not wait.';
+    END IF;
+    v_deadline := clock_timestamp() + claim_wait.wait;
+    SELECT k.code_id INTO v_code_id FROM capacity.codes AS k WHERE k.code = v_code;
+    IF NOT FOUND THEN
+        PERFORM capacity._raise_code_not_found(v_code);
+    END IF;
+    -- Join the queue, for no longer than the wait (a lock_timeout of 0 would mean for ever).
+    PERFORM set_config('lock_timeout', GREATEST(ceil(extract(epoch FROM claim_wait.wait) * 1000), 1)::bigint || 'ms', true);
+    BEGIN
+        PERFORM pg_advisory_xact_lock(capacity._wait_lock_namespace(), (v_code_id % 2147483647)::integer);
+    EXCEPTION WHEN lock_not_available THEN
+        -- The wait ran out in the queue. No last try: a unit free now is the head's.
+        RAISE EXCEPTION 'CODE_FULL: code % had no unit for this waiter within %, with earlier waiters queued',
+                        v_code, claim_wait.wait
+            USING ERRCODE = 'CP005',
+                  DETAIL = jsonb_build_object('code', v_code, 'units', claim_wait.units, 'queued', true,
+                                              'wait_ms', ceil(extract(epoch FROM claim_wait.wait) * 1000))::text,
+                  HINT = 'Wait longer, or retry later: waiters on a code are served in the order they came.';
+    END;
+    PERFORM set_config('lock_timeout', v_timeout, true);
+    LOOP  -- ends by RETURN or by raising
+        BEGIN
+            result := capacity.claim(v_code, claim_wait.holder, claim_wait.lock_mode, claim_wait.units,
+                                     claim_wait.lease);
+            RETURN result;
+        EXCEPTION WHEN SQLSTATE 'CP005' OR SQLSTATE 'CP018' THEN  -- CODE_FULL, POOL_FULL
+            IF clock_timestamp() >= v_deadline THEN
+                RAISE;  -- the refusal itself, with its details
+            END IF;
+        END;
+        PERFORM pg_sleep(LEAST(v_pause, extract(epoch FROM v_deadline - clock_timestamp())));
+        v_pause := LEAST(v_pause * 2, 0.05);
+    END LOOP;
+    RETURN NULL;  -- never reached (plpgsql_check cannot tell)
+END
+$$;
+
+
+--
 -- Name: error_codes(); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
@@ -1811,7 +2102,9 @@ CREATE FUNCTION capacity.error_codes() RETURNS TABLE(name text, sqlstate text, h
         ('INTERNAL_ERROR',        'CP016', 500, 'An unexpected failure (a bug): the transaction was rolled back.', '{}',
             'Report it with the server log; nothing was changed.'),
         ('CODE_EXHAUSTED',        'CP017', 410, 'The code has admitted all the claims its max_total_claims allows, ever.', '{}',
-            'Raise max_total_claims with upsert_codes, or use another code.')
+            'Raise max_total_claims with upsert_codes, or use another code.'),
+        ('POOL_FULL',             'CP018', 409, 'Every unit the code''s pool may have in use (set_pool_limit) is in use.', '{}',
+            'Retry after a claim in the pool is released or expired, or raise the pool''s limit.')
 $$;
 
 
@@ -2244,6 +2537,9 @@ CREATE FUNCTION capacity.reconcile(fix boolean DEFAULT false) RETURNS TABLE(code
 DECLARE
     c         capacity.codes;
     v_holders integer;
+    v_pool    text;
+    v_used    integer;
+    v_max     integer;
 BEGIN
     IF fix IS NULL THEN
         RAISE EXCEPTION 'VALIDATION_ERROR: fix must be true or false'
@@ -2303,6 +2599,21 @@ BEGIN
     IF v_holders > 0 THEN
         RAISE NOTICE 'reconcile: repaired % holder counters', v_holders;
     END IF;
+    -- Capped pools: each recounted under its exclusive lock (no claim or release in
+    -- flight), its stripes laid out afresh. A pool with more units in use than its limit
+    -- (a limit changed by hand) is left as it is; _invariant_violations() reports it.
+    FOR v_pool IN SELECT p.pool FROM capacity.pool_limits AS p ORDER BY p.pool LOOP
+        PERFORM capacity._lock_pool(v_pool, false);
+        SELECT COALESCE(sum(cl.units), 0)::integer INTO v_used FROM capacity.claims AS cl
+         WHERE cl.pool = v_pool AND cl.released_at IS NULL;
+        SELECT p.max_units INTO v_max FROM capacity.pool_limits AS p WHERE p.pool = v_pool;
+        IF v_used <= v_max
+           AND (SELECT (COALESCE(sum(s.used), 0), COALESCE(sum(s.cap), 0)) <> (v_used::bigint, v_max::bigint)
+                  FROM capacity.pool_stripes AS s WHERE s.pool = v_pool) THEN
+            PERFORM capacity._spread_pool(v_pool, v_used);
+            RAISE NOTICE 'reconcile: repaired the counters of pool %', v_pool;
+        END IF;
+    END LOOP;
 END
 $$;
 
@@ -2636,6 +2947,50 @@ BEGIN
     VALUES (v_pool, v_holder, set_holder_limit.max_claims, v_active)
     ON CONFLICT (pool, holder) DO UPDATE
        SET max_claims = EXCLUDED.max_claims, active_claims = EXCLUDED.active_claims, updated_at = now();
+END
+$$;
+
+
+--
+-- Name: set_pool_limit(text, integer); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity.set_pool_limit(pool text, max_units integer) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_pool text := capacity._require_pool(set_pool_limit.pool);
+    v_used integer;
+BEGIN
+    IF set_pool_limit.max_units < 0 THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: max_units must be >= 0 or null, got %', set_pool_limit.max_units
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'max_units')::text,
+                  HINT = 'Pass a limit of 0 or more, or null for no limit.';
+    END IF;
+    -- Exclusive against the shared lock every claim and release in this pool takes before
+    -- it looks for the pool's stripes: the sum below misses no claim or release in flight.
+    PERFORM capacity._lock_pool(v_pool, false);
+    IF set_pool_limit.max_units IS NULL THEN
+        DELETE FROM capacity.pool_limits AS p WHERE p.pool = v_pool;  -- and its stripes
+        RETURN;
+    END IF;
+    SELECT COALESCE(sum(cl.units), 0)::integer INTO v_used FROM capacity.claims AS cl
+     WHERE cl.pool = v_pool AND cl.released_at IS NULL;
+    IF v_used > set_pool_limit.max_units THEN
+        RAISE EXCEPTION 'CAPACITY_BELOW_USAGE: pool % has % units in use; max_units % would be below that',
+                        v_pool, v_used, set_pool_limit.max_units
+            USING ERRCODE = 'CP009',
+                  DETAIL = jsonb_build_object('pool', v_pool, 'units_in_use', v_used,
+                                              'max_units', set_pool_limit.max_units)::text,
+                  HINT = 'Raise max_units, or release or revoke claims in the pool first.';
+    END IF;
+    INSERT INTO capacity.pool_limits AS p (pool, max_units, stripes)
+    VALUES (v_pool, set_pool_limit.max_units, capacity._pool_stripe_count(set_pool_limit.max_units))
+    ON CONFLICT (pool) DO UPDATE
+       SET max_units = EXCLUDED.max_units, stripes = EXCLUDED.stripes, updated_at = now();
+    PERFORM capacity._spread_pool(v_pool, v_used);
 END
 $$;
 
@@ -3250,6 +3605,76 @@ COMMENT ON TABLE capacity.pool_activity IS 'Claims and expiries per pool and min
 
 
 --
+-- Name: pool_limits; Type: TABLE; Schema: capacity; Owner: -
+--
+
+CREATE TABLE capacity.pool_limits (
+    pool text NOT NULL,
+    max_units integer NOT NULL,
+    stripes integer NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT pool_limits_max_units_nonnegative CHECK ((max_units >= 0)),
+    CONSTRAINT pool_limits_pool_format CHECK ((pool ~ '^[A-Za-z0-9_.-]{1,64}$'::text)),
+    CONSTRAINT pool_limits_stripes_range CHECK (((stripes >= 1) AND (stripes <= 64)))
+);
+
+
+--
+-- Name: TABLE pool_limits; Type: COMMENT; Schema: capacity; Owner: -
+--
+
+COMMENT ON TABLE capacity.pool_limits IS 'Pools whose units in use across all their codes are capped (capacity.set_pool_limit).';
+
+
+--
+-- Name: pool_stripes; Type: TABLE; Schema: capacity; Owner: -
+--
+
+CREATE TABLE capacity.pool_stripes (
+    pool text NOT NULL,
+    stripe integer NOT NULL,
+    cap integer NOT NULL,
+    used integer DEFAULT 0 NOT NULL,
+    CONSTRAINT pool_stripes_used_within_cap CHECK (((used >= 0) AND (used <= cap)))
+);
+
+
+--
+-- Name: TABLE pool_stripes; Type: COMMENT; Schema: capacity; Owner: -
+--
+
+COMMENT ON TABLE capacity.pool_stripes IS 'Striped unit counters of capped pools: sum(cap) = max_units, sum(used) = the units in use.';
+
+
+--
+-- Name: pool_usage; Type: VIEW; Schema: capacity; Owner: -
+--
+
+CREATE VIEW capacity.pool_usage AS
+ SELECT p.pool,
+    l.max_units,
+    u.units_in_use,
+    (l.max_units - u.units_in_use) AS remaining,
+    COALESCE((u.units_in_use >= l.max_units), false) AS has_reached_limit
+   FROM ((( SELECT k.pool
+           FROM capacity.codes k
+        UNION
+         SELECT l2.pool
+           FROM capacity.pool_limits l2) p
+     LEFT JOIN capacity.pool_limits l ON ((l.pool = p.pool)))
+     CROSS JOIN LATERAL ( SELECT (COALESCE(sum(cl.units), (0)::bigint))::integer AS units_in_use
+           FROM capacity.claims cl
+          WHERE ((cl.pool = p.pool) AND (cl.released_at IS NULL))) u);
+
+
+--
+-- Name: VIEW pool_usage; Type: COMMENT; Schema: capacity; Owner: -
+--
+
+COMMENT ON VIEW capacity.pool_usage IS 'Per-pool units in use and caps (remaining NULL = uncapped).';
+
+
+--
 -- Name: app_roles app_roles_pkey; Type: CONSTRAINT; Schema: capacity; Owner: -
 --
 
@@ -3354,6 +3779,22 @@ ALTER TABLE ONLY capacity.pool_activity
 
 
 --
+-- Name: pool_limits pool_limits_pkey; Type: CONSTRAINT; Schema: capacity; Owner: -
+--
+
+ALTER TABLE ONLY capacity.pool_limits
+    ADD CONSTRAINT pool_limits_pkey PRIMARY KEY (pool);
+
+
+--
+-- Name: pool_stripes pool_stripes_pkey; Type: CONSTRAINT; Schema: capacity; Owner: -
+--
+
+ALTER TABLE ONLY capacity.pool_stripes
+    ADD CONSTRAINT pool_stripes_pkey PRIMARY KEY (pool, stripe);
+
+
+--
 -- Name: claims_lease_idx; Type: INDEX; Schema: capacity; Owner: -
 --
 
@@ -3415,6 +3856,14 @@ CREATE TRIGGER codes_validate AFTER INSERT OR UPDATE OF code, pool, metadata, sl
 
 ALTER TABLE ONLY capacity.code_slots
     ADD CONSTRAINT code_slots_code_id_fkey FOREIGN KEY (code_id) REFERENCES capacity.codes(code_id);
+
+
+--
+-- Name: pool_stripes pool_stripes_pool_fkey; Type: FK CONSTRAINT; Schema: capacity; Owner: -
+--
+
+ALTER TABLE ONLY capacity.pool_stripes
+    ADD CONSTRAINT pool_stripes_pool_fkey FOREIGN KEY (pool) REFERENCES capacity.pool_limits(pool) ON DELETE CASCADE;
 
 
 --
@@ -3502,6 +3951,13 @@ REVOKE ALL ON FUNCTION capacity._finish_claim(c capacity.codes, cl capacity.clai
 
 
 --
+-- Name: FUNCTION _gather_pool_units(p_pool text, p_units integer); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._gather_pool_units(p_pool text, p_units integer) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION _holder_lock_key(p_pool text, p_holder text); Type: ACL; Schema: capacity; Owner: -
 --
 
@@ -3565,6 +4021,13 @@ REVOKE ALL ON FUNCTION capacity._lock_namespace() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION _lock_pool(p_pool text, p_shared boolean); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._lock_pool(p_pool text, p_shared boolean) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION _log(p_kind capacity.event_kind, c capacity.codes, p_holder text, p_claim_id bigint); Type: ACL; Schema: capacity; Owner: -
 --
 
@@ -3590,6 +4053,20 @@ REVOKE ALL ON FUNCTION capacity._nowait_attempts() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION capacity._nowait_backoff(p_attempt integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION _pool_lock_namespace(); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._pool_lock_namespace() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION _pool_stripe_count(p_max integer); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._pool_stripe_count(p_max integer) FROM PUBLIC;
 
 
 --
@@ -3639,6 +4116,13 @@ REVOKE ALL ON FUNCTION capacity._raise_holder_limit(p_pool text, p_holder text, 
 --
 
 REVOKE ALL ON FUNCTION capacity._raise_if_blocked(c capacity.codes, p_units integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION _raise_pool_full(p_pool text, p_units integer); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._raise_pool_full(p_pool text, p_units integer) FROM PUBLIC;
 
 
 --
@@ -3712,6 +4196,13 @@ REVOKE ALL ON FUNCTION capacity._return_base_units(p_code_id bigint, p_units int
 
 
 --
+-- Name: FUNCTION _return_pool_units(p_pool text, p_stripes integer, p_units integer); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._return_pool_units(p_pool text, p_stripes integer, p_units integer) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION _slot_usage(p_code_id bigint); Type: ACL; Schema: capacity; Owner: -
 --
 
@@ -3719,10 +4210,24 @@ REVOKE ALL ON FUNCTION capacity._slot_usage(p_code_id bigint) FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION _spread_pool(p_pool text, p_used integer); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._spread_pool(p_pool text, p_used integer) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION _status(c capacity.codes); Type: ACL; Schema: capacity; Owner: -
 --
 
 REVOKE ALL ON FUNCTION capacity._status(c capacity.codes) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION _take_pool_units(p_pool text, p_stripes integer, p_units integer); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._take_pool_units(p_pool text, p_stripes integer, p_units integer) FROM PUBLIC;
 
 
 --
@@ -3737,6 +4242,13 @@ REVOKE ALL ON FUNCTION capacity._take_slot(c capacity.codes, p_mode text, p_unit
 --
 
 REVOKE ALL ON FUNCTION capacity._total_usage(c capacity.codes) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION _wait_lock_namespace(); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity._wait_lock_namespace() FROM PUBLIC;
 
 
 --
@@ -3772,6 +4284,13 @@ REVOKE ALL ON FUNCTION capacity."check"(code text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION capacity.claim(code text, holder text, lock_mode text, units integer, lease interval) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION claim_wait(code text, holder text, wait interval, lock_mode text, units integer, lease interval); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity.claim_wait(code text, holder text, wait interval, lock_mode text, units integer, lease interval) FROM PUBLIC;
 
 
 --
@@ -3884,6 +4403,13 @@ REVOKE ALL ON FUNCTION capacity.schedule_maintenance(expire_every interval, prun
 --
 
 REVOKE ALL ON FUNCTION capacity.set_holder_limit(pool text, holder text, max_claims integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION set_pool_limit(pool text, max_units integer); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity.set_pool_limit(pool text, max_units integer) FROM PUBLIC;
 
 
 --

@@ -117,7 +117,8 @@ def reset(conninfo: str, codes: list[dict]) -> None:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE capacity.events, capacity.claims, capacity.holders, capacity.code_slots,"
-            " capacity.codes, capacity.pending_changes, capacity.pool_activity"
+            " capacity.codes, capacity.pending_changes, capacity.pool_activity,"
+            " capacity.pool_stripes, capacity.pool_limits"
         )
         conn.execute("SELECT capacity.upsert_codes(%s::jsonb)", (json.dumps(codes),))
 

@@ -27,6 +27,7 @@ from pgcapacity.client.errors import (
     CodeNotFound,
     HolderLimitExceeded,
     LockContended,
+    PoolFull,
     ServiceUnavailable,
     ValidationError,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "CodeStatus",
     "HolderLimitExceeded",
     "LockContended",
+    "PoolFull",
     "Release",
     "Retry",
     "ServiceUnavailable",

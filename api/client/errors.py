@@ -45,6 +45,7 @@ CapacityBelowUsage = _error(
 CodeExhausted = _error(
     "CODE_EXHAUSTED", "CP017", "The code has admitted all the claims it ever admits."
 )
+PoolFull = _error("POOL_FULL", "CP018", "Every unit the code's pool may have in use is in use.")
 ServiceUnavailable = _error(
     "SERVICE_UNAVAILABLE", "CP015", "The database stopped the call (timeout, shutdown): retry."
 )
@@ -62,6 +63,7 @@ BY_SQLSTATE: dict[str, type[CapacityError]] = {
         LockContended,
         CapacityBelowUsage,
         CodeExhausted,
+        PoolFull,
         ServiceUnavailable,
     )
 }

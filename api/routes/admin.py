@@ -27,6 +27,8 @@ from pgcapacity.schemas import (
     HolderLimit,
     HolderLimitRequest,
     HolderReleaseRequest,
+    PoolLimit,
+    PoolLimitRequest,
     Release,
     RevokeResult,
     UpsertCodesRequest,
@@ -94,6 +96,18 @@ class AdminController(Controller):
         CAPACITY_BELOW_USAGE."""
         await service(state).set_holder_limit(data.pool, data.holder, data.max_claims)
         return HolderLimit(data.pool, data.holder, data.max_claims)
+
+    @put(
+        "/pool-limits",
+        operation_id="setPoolLimit",
+        responses=errors(*BODY, "CAPACITY_BELOW_USAGE", *LOCKING),
+        summary="Set or remove a pool's cap on units in use across its codes",
+    )
+    async def set_pool_limit(self, state: State, data: JSONBody[PoolLimitRequest]) -> PoolLimit:
+        """`max_units: null` removes the cap; a cap below the units the pool's active claims
+        hold is CAPACITY_BELOW_USAGE."""
+        await service(state).set_pool_limit(data.pool, data.max_units)
+        return PoolLimit(data.pool, data.max_units)
 
     @post(
         "/expire",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, QueryParameter
@@ -23,6 +23,7 @@ from pgcapacity.routes.common import (
     PoolFilter,
     errors,
     service,
+    unless_disconnected,
 )
 from pgcapacity.schemas import Claim, ClaimPage, ClaimRequest, CodePage, CodeStatus
 
@@ -47,6 +48,7 @@ CLAIM_REFUSALS = (
     "CODE_FULL",
     "CODE_EXHAUSTED",
     "HOLDER_LIMIT_EXCEEDED",
+    "POOL_FULL",
 )
 
 
@@ -109,17 +111,22 @@ class CodesController(Controller):
         summary="Claim units of a code",
     )
     async def claim(
-        self, state: State, code: CodePath, data: JSONBody[ClaimRequest]
+        self, state: State, request: Request, code: CodePath, data: JSONBody[ClaimRequest]
     ) -> Response[Claim]:
         """Atomically takes `units` units (default 1) for `holder`, all or none: 201 with
         the claim (keep `claim_id` and `token`: release and heartbeat need both). Claiming
         again while holding the code returns the same claim, with the units it holds, with
         200 and `already_held: true`, taking nothing more. With `lease` (or the code's
         default lease) the claim stops counting at `lease_expires_at` unless a heartbeat
-        renews it."""
-        claim = await service(state).claim(
-            code, data.holder, data.lock_mode, data.units, data.lease
+        renews it. With `wait_ms` a claim the code (or its pool) has no room for waits in
+        the code's queue, first come first served, for up to that long, holding a database
+        connection while it waits; a longer wait than PGCAPACITY_MAX_WAIT_MS is shortened
+        to it."""
+        wait_ms = min(data.wait_ms, state.settings.max_wait_ms)
+        claim = service(state).claim(
+            code, data.holder, data.lock_mode, data.units, data.lease, wait_ms
         )
+        claim = await (unless_disconnected(request, claim) if wait_ms else claim)
         return Response(claim, status_code=200 if claim.already_held else 201)
 
     @get(

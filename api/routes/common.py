@@ -2,19 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
+from litestar import Request
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
 from pgcapacity import rules
-from pgcapacity.errors import CATALOG
+from pgcapacity.errors import CATALOG, ApiError
 from pgcapacity.schemas import ErrorResponse
 from pgcapacity.service import Capacity
+
+T = TypeVar("T")
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Awaits `work` (after the request's body was read); if the client disconnects first,
+    cancels it, which makes psycopg cancel the statement: a claim waiting in a code's queue
+    leaves the queue and takes nothing. Then SERVICE_UNAVAILABLE, which nobody reads."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise ApiError(
+            "SERVICE_UNAVAILABLE",
+            "SERVICE_UNAVAILABLE: the client went away while its claim waited",
+        )
+    return task.result()
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns when the ASGI server reports that the client disconnected."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
 
 # Ids stay below 2**53 (exact in JSON numbers and in float-based validators).
 ClaimId = Annotated[int, PathParameter(ge=1, le=2**53 - 1, description="the claim's id")]

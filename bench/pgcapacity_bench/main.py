@@ -175,7 +175,7 @@ def _progress(text: str, *, done: bool = False) -> None:
 
 def run_row(db_conn, conns, name, mode, clients, args, label) -> Row:
     w = workloads.WORKLOADS[name]
-    workloads.reset(db_conn, max(args.clients))
+    workloads.reset(db_conn, max(args.clients), w)
     tick = lambda ops: _progress(f"{label} {ops / args.seconds:>8.0f} ops/s so far")  # noqa: E731
     m = measure(
         conns[:clients],

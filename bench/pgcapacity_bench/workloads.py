@@ -16,6 +16,12 @@ shape, so ratios compare like with like:
   implementation of the contract writes less, so its ``x raw`` is the most any spread
   claim+release can reach on this server.
 * select1: two ``SELECT 1`` round trips: the ceiling of the clients and the network.
+
+The capacity features are measured against ``spread`` in the same lock mode, the claim
+they add to: ``spread-units`` (1-4 units a claim), ``spread-lease`` (every claim with a
+lease), ``spread-pool-cap`` (the spread codes' pool capped, on its striped counters) and
+``spread-pool-row`` (the same cap counted on one row, which is what striping avoids);
+and ``hot-wait`` (claim_wait on a code of 4 units, so most clients queue) against ``hot``.
 """
 
 from __future__ import annotations
@@ -40,6 +46,11 @@ HOT_SLOTTED_CODE = "BENCH-HOT-SLOTTED"
 # releases alike: at 64 clients, 64 slots left claims waiting for a slot (1 160-1 290
 # ops/s), 128 did not (1 763); 256 measured the same as 128.
 HOT_SLOTS = 128
+WAIT_CODE = "BENCH-WAIT"
+WAIT_UNITS = 4
+SPREAD_POOL = "bench-spread"
+# Far above what the clients hold, so the cap costs its bookkeeping and refuses nothing.
+POOL_CAP = 1_000_000
 LOCK_MODES = rules.LOCK_MODES
 
 # What a failed call means to the benchmark.
@@ -69,6 +80,7 @@ class Workload:
     lock_modes: tuple[str | None, ...]
     make_op: Callable[[str | None, int], Op]  # (lock mode, client retries) -> op
     audited: bool = True  # pgcapacity workloads get the correctness line
+    pool_stripes: int | None = None  # the spread codes' pool capped on this many stripes
 
 
 def _failure(client: Client, err: psycopg.Error) -> str:
@@ -79,12 +91,19 @@ def _failure(client: Client, err: psycopg.Error) -> str:
     return outcome
 
 
-def _claim_then_release(client: Client, code: str, holder: str, mode: str, retries: int) -> None:
+def _claim_then_release(
+    client: Client,
+    code: str,
+    holder: str,
+    mode: str,
+    retries: int,
+    claim_sql: str = "SELECT claim_id, units FROM capacity.claim(%s, %s, %s)",
+    extra: tuple = (),
+) -> None:
+    """One op: a claim (retried on contention) and its release; effects count units."""
     for attempt in range(retries + 1):
         try:
-            row = client.conn.execute(
-                "SELECT claim_id FROM capacity.claim(%s, %s, %s)", (code, holder, mode)
-            ).fetchone()
+            row = client.conn.execute(claim_sql, (code, holder, mode, *extra)).fetchone()
             break
         except psycopg.Error as err:
             if _failure(client, err) != "contention":
@@ -93,9 +112,10 @@ def _claim_then_release(client: Client, code: str, holder: str, mode: str, retri
                 client.tally["giveup"] += 1
                 return
             client.tally["retries"] += 1
-    client.effects["claimed"] += 1
-    client.conn.execute("SELECT released FROM capacity.release(%s::bigint)", row)
-    client.effects["released"] += 1
+    claim_id, units = row
+    client.effects["claimed"] += units
+    client.conn.execute("SELECT released FROM capacity.release(%s::bigint)", (claim_id,))
+    client.effects["released"] += units
     client.tally["ok"] += 1
 
 
@@ -111,6 +131,30 @@ def _spread(mode: str | None, retries: int) -> Op:
     def op(c: Client) -> None:
         code = spread_code(c.rng.randrange(SPREAD_CODES))
         _claim_then_release(c, code, c.next_id(), mode, retries)
+
+    return op
+
+
+def _hot_wait(mode: str | None, retries: int) -> Op:
+    sql = "SELECT claim_id, units FROM capacity.claim_wait(%s, %s, '60 s', %s)"
+    return lambda c: _claim_then_release(c, WAIT_CODE, c.next_id(), mode, retries, sql)
+
+
+def _spread_units(mode: str | None, retries: int) -> Op:
+    def op(c: Client) -> None:
+        code = spread_code(c.rng.randrange(SPREAD_CODES))
+        units = (c.rng.randint(1, 4),)
+        sql = "SELECT claim_id, units FROM capacity.claim(%s, %s, %s, units => %s)"
+        _claim_then_release(c, code, c.next_id(), mode, retries, sql, units)
+
+    return op
+
+
+def _spread_lease(mode: str | None, retries: int) -> Op:
+    def op(c: Client) -> None:
+        code = spread_code(c.rng.randrange(SPREAD_CODES))
+        sql = "SELECT claim_id, units FROM capacity.claim(%s, %s, %s, lease => '15 minutes')"
+        _claim_then_release(c, code, c.next_id(), mode, retries, sql)
 
     return op
 
@@ -239,7 +283,44 @@ WORKLOADS = {
             _hot_slotted,
         ),
         Workload(
+            "hot-wait",
+            f"claim_wait+release, one code of {WAIT_UNITS} units (clients queue)",
+            "hot",
+            LOCK_MODES,
+            _hot_wait,
+        ),
+        Workload(
             "spread", "claim+release, random of 10 000 codes", "naive-spread", LOCK_MODES, _spread
+        ),
+        Workload(
+            "spread-units",
+            "claim+release of 1-4 units, random of 10 000 codes",
+            "spread",
+            LOCK_MODES,
+            _spread_units,
+        ),
+        Workload(
+            "spread-lease",
+            "claim+release with a 15-minute lease, random of 10 000 codes",
+            "spread",
+            LOCK_MODES,
+            _spread_lease,
+        ),
+        Workload(
+            "spread-pool-cap",
+            "claim+release, random of 10 000 codes, their pool capped (16 stripes)",
+            "spread",
+            LOCK_MODES,
+            _spread,
+            pool_stripes=16,
+        ),
+        Workload(
+            "spread-pool-row",
+            "the same, the pool's cap counted on one row",
+            "spread",
+            LOCK_MODES,
+            _spread,
+            pool_stripes=1,
         ),
         Workload(
             "holders",
@@ -298,9 +379,9 @@ def install(conn: psycopg.Connection) -> None:
             "slots": HOT_SLOTS,
         },
     ]
+    codes.append({"code": WAIT_CODE, "max_uses": WAIT_UNITS, "pool": "bench-wait"})
     codes += [
-        {"code": spread_code(i), "max_uses": 1000, "pool": "bench-spread"}
-        for i in range(SPREAD_CODES)
+        {"code": spread_code(i), "max_uses": 1000, "pool": SPREAD_POOL} for i in range(SPREAD_CODES)
     ]
     codes += [
         {"code": holder_code(i), "max_uses": 1000, "pool": "bench-holders"}
@@ -324,9 +405,9 @@ def install(conn: psycopg.Connection) -> None:
     """)
 
 
-def reset(conn: psycopg.Connection, max_clients: int) -> None:
-    """Between rows: no history, fresh holder limits, vacuumed tables, so that no row
-    pays for the rows before it."""
+def reset(conn: psycopg.Connection, max_clients: int, workload: Workload | None = None) -> None:
+    """Between rows: no history, fresh holder limits, the spread pool capped only for the
+    pool-cap rows, vacuumed tables, so that no row pays for the rows before it."""
     conn.execute("""
         TRUNCATE capacity.claims, capacity.events, capacity.holders, capacity.pending_changes,
                  capacity.pool_activity,
@@ -339,9 +420,24 @@ def reset(conn: psycopg.Connection, max_clients: int) -> None:
             "SELECT capacity.set_holder_limit('bench-holders', %s, %s)",
             (f"holder-{h}", HOLDER_LIMIT),
         )
-    tables = ("capacity.codes", "capacity.code_slots", "capacity.holders")
+    cap_pool(conn, workload.pool_stripes if workload else None)
+    tables = ("capacity.codes", "capacity.code_slots", "capacity.holders", "capacity.pool_stripes")
     for table in (*tables, "bench.naive_codes", "bench.raw_rows"):
         conn.execute(f"VACUUM ANALYZE {table}")
+
+
+def cap_pool(conn: psycopg.Connection, stripes: int | None) -> None:
+    """Caps the spread codes' pool at POOL_CAP (with no claims active), or removes the cap.
+    With another number of stripes than set_pool_limit chooses, the stripes are laid out
+    again by hand: one stripe is the single counter row that striping avoids."""
+    conn.execute(
+        "SELECT capacity.set_pool_limit(%s, %s)", (SPREAD_POOL, POOL_CAP if stripes else None)
+    )
+    if stripes:
+        conn.execute(
+            "UPDATE capacity.pool_limits SET stripes = %s WHERE pool = %s", (stripes, SPREAD_POOL)
+        )
+        conn.execute("SELECT capacity._spread_pool(%s, 0)", (SPREAD_POOL,))
 
 
 def audit(conn: psycopg.Connection, workload: Workload, m: Measurement) -> list[str]:
@@ -351,7 +447,12 @@ def audit(conn: psycopg.Connection, workload: Workload, m: Measurement) -> list[
     pool = {
         "hot": "bench-hot",
         "hot-slotted": "bench-hot-slotted",
-        "spread": "bench-spread",
+        "hot-wait": "bench-wait",
+        "spread": SPREAD_POOL,
+        "spread-units": SPREAD_POOL,
+        "spread-lease": SPREAD_POOL,
+        "spread-pool-cap": SPREAD_POOL,
+        "spread-pool-row": SPREAD_POOL,
         "holders": "bench-holders",
     }.get(workload.name)
     if pool:
@@ -360,7 +461,7 @@ def audit(conn: psycopg.Connection, workload: Workload, m: Measurement) -> list[
             (pool,),
         ).fetchone()[0]
         if used != outstanding:
-            problems.append(f"usage {used} != claims-releases {outstanding}")
+            problems.append(f"usage {used} != units claimed-released {outstanding}")
         peak = conn.execute(
             "SELECT COALESCE(max(e.usage_after - c.max_uses), -1) FROM capacity.events e"
             "  JOIN capacity.codes c USING (code_id) WHERE c.pool = %s",

@@ -24,6 +24,7 @@ const CATALOG = [
   ["CapacityBelowUsage", "CAPACITY_BELOW_USAGE", "CP009"],
   ["ServiceUnavailable", "SERVICE_UNAVAILABLE", "CP015"],
   ["CodeExhausted", "CODE_EXHAUSTED", "CP017"],
+  ["PoolFull", "POOL_FULL", "CP018"],
 ];
 
 /** @type {Record<string, typeof CapacityError>} */

@@ -103,6 +103,7 @@ export class LockContended extends CapacityError {}
 export class CapacityBelowUsage extends CapacityError {}
 export class ServiceUnavailable extends CapacityError {}
 export class CodeExhausted extends CapacityError {}
+export class PoolFull extends CapacityError {}
 
 export const errors: Record<string, typeof CapacityError>;
 export const bySqlstate: Map<string, typeof CapacityError>;

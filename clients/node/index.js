@@ -7,6 +7,7 @@ export * from "./errors.js";
 export const {
   ValidationError, CodeNotFound, CodeInactive, CodeExpired, CodeFull, HolderLimitExceeded,
   ClaimNotFound, LockContended, CapacityBelowUsage, ServiceUnavailable, CodeExhausted,
+  PoolFull,
 } = errors;
 
 const CLAIM_COLUMNS = "claim_id, token, code, holder, usage_count, max_uses, remaining, already_held, claimed_at, units, lease_expires_at, fence";

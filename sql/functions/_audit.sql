@@ -10,6 +10,8 @@
 --   slot_counts_its_claims      a slot's used against the units of the active claims it holds
 --   holder_counts_its_claims    a limited holder's counter against its active claims
 --   holder_within_limit         a limited holder's active claims <= max_claims
+--   pool_counts_its_claims      a capped pool's stripes against its active claims' units
+--   stripes_cover_pool_limit    a capped pool's stripes' caps add up to max_units
 CREATE OR REPLACE FUNCTION capacity._invariant_violations()
 RETURNS TABLE (rule text, subject text, expected bigint, found bigint)
 LANGUAGE sql STABLE
@@ -52,4 +54,17 @@ AS $$
     UNION ALL
     SELECT 'holder_within_limit', h.pool || '/' || h.holder, h.max_claims, h.active_claims
       FROM capacity.holders AS h WHERE h.active_claims > h.max_claims
+    UNION ALL
+    SELECT 'pool_counts_its_claims', p.pool, a.units, s.used
+      FROM capacity.pool_limits AS p
+     CROSS JOIN LATERAL (SELECT COALESCE(sum(k.used), 0) AS used
+                           FROM capacity.pool_stripes AS k WHERE k.pool = p.pool) AS s
+     CROSS JOIN LATERAL (SELECT COALESCE(sum(cl.units), 0) AS units FROM capacity.claims AS cl
+                          WHERE cl.pool = p.pool AND cl.released_at IS NULL) AS a
+     WHERE s.used <> a.units
+    UNION ALL
+    SELECT 'stripes_cover_pool_limit', p.pool, p.max_units, sum(k.cap)
+      FROM capacity.pool_limits AS p LEFT JOIN capacity.pool_stripes AS k ON k.pool = p.pool
+     GROUP BY p.pool, p.max_units
+    HAVING COALESCE(sum(k.cap), 0) <> p.max_units
 $$;

@@ -17,6 +17,20 @@ RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT 1885823857 $$;  -- 'pgcq'
 
+-- The advisory-lock namespace of pools: (namespace, hashtext(pool)). Claims and releases
+-- hold it shared; set_pool_limit and reconcile exclusively (migration 0017).
+CREATE OR REPLACE FUNCTION capacity._pool_lock_namespace()
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT 1885823858 $$;  -- 'pgcr'
+
+-- The advisory-lock namespace of the queues of claim_wait(): (namespace, code_id), taken
+-- by each waiter in turn, in the order they came.
+CREATE OR REPLACE FUNCTION capacity._wait_lock_namespace()
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT 1885823859 $$;  -- 'pgcs'
+
 -- The advisory-lock object of a (pool, holder). A collision only makes a claim wait for
 -- an unrelated set_holder_limit. (Pools and holders never contain a line feed.)
 CREATE OR REPLACE FUNCTION capacity._holder_lock_key(p_pool text, p_holder text)

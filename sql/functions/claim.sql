@@ -31,6 +31,9 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM capacity._raise_code_not_found(v_code);
     END IF;
+    -- The pool's shared lock (see _finish_claim) before any row lock: a set_pool_limit
+    -- waiting for it then never stands between two claims that wait for each other's rows.
+    PERFORM capacity._lock_pool(c.pool, true);
     LOOP
         SELECT * INTO cl FROM capacity.claims AS k
          WHERE k.code_id = c.code_id AND k.holder = v_holder AND k.released_at IS NULL;
@@ -344,11 +347,12 @@ AS $$
         * (2 ^ (p_attempt - 1)) / 1000.0)
 $$;
 
--- The end of every successful new claim: counts it for its holder if the holder has a
--- limit (the conditional update is the limit check, under the holder row's lock, the
--- last lock a claim takes), logs and announces it, and returns claim()'s result.
--- c: the code with its whole usage. Plain statements, not helper calls: this runs on
--- every claim (PERFORM of a PL/pgSQL function costs a query of its own).
+-- The end of every successful new claim: counts its units in its pool if the pool is
+-- capped (POOL_FULL otherwise), counts it for its holder if the holder has a limit (the
+-- conditional update is the limit check, under the holder row's lock, the last lock a
+-- claim takes), logs and announces it, and returns claim()'s result. c: the code with
+-- its whole usage. Plain statements, not helper calls, where every claim runs them
+-- (PERFORM of a PL/pgSQL function costs a query of its own).
 CREATE OR REPLACE FUNCTION capacity._finish_claim(c capacity.codes, cl capacity.claims)
 RETURNS capacity.claim_result
 LANGUAGE plpgsql VOLATILE
@@ -356,6 +360,13 @@ AS $$
 DECLARE
     v_limit integer;
 BEGIN
+    -- Shared with every claim and release in this pool, exclusive in set_pool_limit.
+    -- (Held since claim() began, unless the code moved to another pool meanwhile.)
+    PERFORM capacity._lock_pool(cl.pool, true);
+    SELECT p.stripes INTO v_limit FROM capacity.pool_limits AS p WHERE p.pool = cl.pool;
+    IF FOUND THEN
+        PERFORM capacity._take_pool_units(cl.pool, v_limit, cl.units);
+    END IF;
     -- Shared with every claim and release of this holder, exclusive in set_holder_limit:
     -- the look below sees a counter row created meanwhile, and a counter created after
     -- this commits counts this claim.

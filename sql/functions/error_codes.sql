@@ -43,5 +43,7 @@ AS $$
         ('INTERNAL_ERROR',        'CP016', 500, 'An unexpected failure (a bug): the transaction was rolled back.', '{}',
             'Report it with the server log; nothing was changed.'),
         ('CODE_EXHAUSTED',        'CP017', 410, 'The code has admitted all the claims its max_total_claims allows, ever.', '{}',
-            'Raise max_total_claims with upsert_codes, or use another code.')
+            'Raise max_total_claims with upsert_codes, or use another code.'),
+        ('POOL_FULL',             'CP018', 409, 'Every unit the code''s pool may have in use (set_pool_limit) is in use.', '{}',
+            'Retry after a claim in the pool is released or expired, or raise the pool''s limit.')
 $$;

@@ -81,8 +81,8 @@ END
 $$;
 
 -- Ends one claim. Takes its units back first, which locks what holds it (its slot row, or
--- the code row when the claim is counted there), then ends the claim, then counts it off
--- its holder. Returns released = false when a concurrent call ended it first (and puts
+-- the code row when the claim is counted there), then ends the claim, then gives its
+-- units back to its pool if the pool is capped, then counts it off its holder. Returns released = false when a concurrent call ended it first (and puts
 -- back the units it took). A conditional update rather than locking the row and then
 -- updating it: one statement and one WAL record less per release.
 CREATE OR REPLACE FUNCTION capacity._end_claim(cl capacity.claims, p_reason capacity.end_reason)
@@ -94,7 +94,10 @@ DECLARE
     ended   capacity.claims;
     v_slot  bigint;
     v_taken boolean := false;  -- the units were taken from the code row
+    v_stripes integer;
 BEGIN
+    -- Before any row lock: set_pool_limit holds it exclusively while it counts the pool.
+    PERFORM capacity._lock_pool(cl.pool, true);
     IF cl.slot_id IS NOT NULL THEN
         -- No row when the code was re-sliced or made plain: the claim is then counted in
         -- the code row. (Fewer used: nothing to take, the claim has ended.)
@@ -135,6 +138,10 @@ BEGIN
         SELECT * INTO STRICT c FROM capacity.codes WHERE code_id = cl.code_id;
     ELSIF v_taken AND c.slots > 0 THEN
         PERFORM capacity._return_base_units(c.code_id, cl.units);
+    END IF;
+    SELECT p.stripes INTO v_stripes FROM capacity.pool_limits AS p WHERE p.pool = ended.pool;
+    IF FOUND THEN
+        PERFORM capacity._return_pool_units(ended.pool, v_stripes, ended.units);
     END IF;
     -- Only a limited holder has a counter (the shared lock: see _finish_claim).
     PERFORM capacity._lock_holder_shared(ended.pool, ended.holder);

@@ -5,9 +5,9 @@ SELECT plan(95);
 SELECT has_schema('capacity', 'schema capacity exists');
 SELECT tables_are('capacity', ARRAY['codes', 'holders', 'claims', 'events', 'app_roles', 'migrations',
                                     'pending_changes', 'change_feed', 'dashboard_refreshes', 'code_slots',
-                                    'pool_activity', 'dashboard_pools'],
+                                    'pool_activity', 'dashboard_pools', 'pool_limits', 'pool_stripes'],
                   'capacity has exactly the expected tables');
-SELECT views_are('capacity', ARRAY['code_usage', 'holder_usage', 'dashboard'], 'capacity has exactly the expected views');
+SELECT views_are('capacity', ARRAY['code_usage', 'holder_usage', 'pool_usage', 'dashboard'], 'capacity has exactly the expected views');
 SELECT materialized_views_are('capacity', ARRAY[]::name[],
                               'no materialized view (the dashboard is a table the refresh rewrites, migration 0009)');
 

@@ -25,8 +25,8 @@ SELECT results_eq($$ SELECT name, sqlstate, http_status FROM capacity.error_code
     $$ VALUES ('UNAUTHORIZED', 'CP010', 401), ('FORBIDDEN', 'CP011', 403), ('NOT_FOUND', 'CP012', 404),
               ('METHOD_NOT_ALLOWED', 'CP013', 405), ('PAYLOAD_TOO_LARGE', 'CP014', 413),
               ('SERVICE_UNAVAILABLE', 'CP015', 503), ('INTERNAL_ERROR', 'CP016', 500),
-              ('CODE_EXHAUSTED', 'CP017', 410) $$,
-    'error_codes() CP010-CP016 are the HTTP layer''s own errors, then CP017 on');
+              ('CODE_EXHAUSTED', 'CP017', 410), ('POOL_FULL', 'CP018', 409) $$,
+    'error_codes() CP010-CP016 are the HTTP layer''s own errors, then CP017 on (CODE_EXHAUSTED, POOL_FULL)');
 SELECT is((SELECT aliases FROM capacity.error_codes() WHERE name = 'LOCK_CONTENDED'), ARRAY['55P03', '40P01', '40001'],
           'lock, deadlock and serialization failures are reported as LOCK_CONTENDED');
 SELECT is_empty($$ SELECT name FROM capacity.error_codes() WHERE coalesce(btrim(hint), '') = '' $$,

@@ -23,6 +23,7 @@ def test_every_workload_runs_correctly_with_ratios(admin_conninfo, capsys):
     report = json.loads(capsys.readouterr().out)
     rows = {(r["workload"], r["lock_mode"]): r for r in report["rows"]}
     pgcapacity = ("hot", "hot-slotted", "spread", "holders")
+    pgcapacity += ("hot-wait", "spread-units", "spread-lease", "spread-pool-cap", "spread-pool-row")
     expected = {(w, m) for w in pgcapacity for m in workloads.LOCK_MODES}
     expected |= {
         (w, None)
@@ -35,6 +36,8 @@ def test_every_workload_runs_correctly_with_ratios(admin_conninfo, capsys):
         assert 0 <= row["steal"] <= 1, (key, row)  # measured on Linux, in every row
     assert rows[("hot", "wait")]["vs_baseline"] is not None
     assert rows[("read", None)]["vs_baseline"] is not None  # against select1
+    for feature in ("spread-units", "spread-lease", "spread-pool-cap", "spread-pool-row"):
+        assert rows[(feature, "nowait")]["vs_baseline"] is not None  # against spread, nowait
     assert report["meta"]["server"] == "given" and report["meta"]["version"]
 
 
@@ -92,7 +95,7 @@ def test_the_audit_passes_on_a_consistent_database(bench_db):
 
 def test_the_audit_sees_usage_that_does_not_match_the_clients(bench_db):
     problems = workloads.audit(bench_db, workloads.WORKLOADS["hot"], _measurement(3, 1))
-    assert problems == ["usage 0 != claims-releases 2"]
+    assert problems == ["usage 0 != units claimed-released 2"]
 
 
 def test_the_audit_sees_drift_and_overuse(bench_db):
@@ -100,7 +103,7 @@ def test_the_audit_sees_drift_and_overuse(bench_db):
     bench_db.execute("UPDATE capacity.codes SET usage_count = 1001 WHERE code = 'BENCH-S00001'")
     problems = workloads.audit(bench_db, workloads.WORKLOADS["spread"], _measurement(0, 0))
     assert problems == [
-        "usage 1001 != claims-releases 0",
+        "usage 1001 != units claimed-released 0",
         "usage_equals_active_claims: broken for 1",
         "usage_within_capacity: broken for 1",
     ]

@@ -277,6 +277,21 @@ async def test_admin_actions(fresh):
         )
         assert_error(under, "CAPACITY_BELOW_USAGE", 409)
 
+        capped = await c.put(
+            "/v1/admin/pool-limits", headers=ADMIN_AUTH, json={"pool": "bills", "max_units": 0}
+        )
+        assert capped.status_code == 200 and capped.json() == {"pool": "bills", "max_units": 0}
+        refused = await c.post("/v1/codes/BILL-1/claims", json={"holder": "p"}, headers=CLIENT_AUTH)
+        assert_error(refused, "POOL_FULL", 409)
+        below_pool = await c.put(
+            "/v1/admin/pool-limits", headers=ADMIN_AUTH, json={"pool": "seats", "max_units": 0}
+        )
+        assert_error(below_pool, "CAPACITY_BELOW_USAGE", 409)
+        uncapped = await c.put(
+            "/v1/admin/pool-limits", headers=ADMIN_AUTH, json={"pool": "bills", "max_units": None}
+        )
+        assert uncapped.status_code == 200 and uncapped.json()["max_units"] is None
+
         exp = await c.post("/v1/admin/expire", headers=ADMIN_AUTH, json={"idle_seconds": 0})
         assert exp.status_code == 200 and exp.json()["expired"] == 1
         assert (await c.get("/v1/codes/NEW-1")).json()["usage_count"] == 0

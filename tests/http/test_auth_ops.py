@@ -42,6 +42,7 @@ ADMIN_ROUTES = [
         "/v1/admin/holder-limits",
         {"json": {"pool": "default", "holder": "a", "max_claims": 5}},
     ),
+    ("PUT", "/v1/admin/pool-limits", {"json": {"pool": "default", "max_units": 50}}),
     ("POST", "/v1/admin/expire", {"json": {"idle_seconds": 3600}}),
     ("POST", "/v1/admin/dashboard/refresh", {}),
     ("POST", "/v1/admin/cache/clear", {}),

@@ -33,9 +33,11 @@ def codes(db):
             {"code": "BUSY", "max_uses": 5},
             {"code": "HELD", "max_uses": 5},
             {"code": "SPENT", "max_uses": 5, "max_total_claims": 0},
+            {"code": "CAPPED", "max_uses": 5, "pool": "capped"},
         ],
     )
     with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SELECT capacity.set_pool_limit('capped', 0)")
         conn.execute("SELECT capacity.set_holder_limit('reviews', 'ann', 0)")
         conn.execute("SELECT capacity.claim('HELD', 'bob')")
     return db
@@ -54,6 +56,7 @@ REQUESTS = {
     "CODE_FULL": claim("FULL"),
     "CODE_EXHAUSTED": claim("SPENT"),
     "HOLDER_LIMIT_EXCEEDED": claim("LIMITED"),
+    "POOL_FULL": claim("CAPPED"),
     "CLAIM_NOT_FOUND": ("DELETE", "/v1/claims/999999", {"headers": {"X-Claim-Token": TOKEN}}),
     "LOCK_CONTENDED": claim("BUSY", lock_mode="nowait"),
     "CAPACITY_BELOW_USAGE": (

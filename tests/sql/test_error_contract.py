@@ -37,7 +37,7 @@ def test_every_raised_cp_code_is_listed_with_a_matching_name(conn):
 
 def test_error_names_and_codes_are_unique(conn):
     rows = conn.execute("SELECT name, sqlstate, http_status FROM capacity.error_codes()").fetchall()
-    assert len({r[0] for r in rows}) == len({r[1] for r in rows}) == len(rows) == 17
+    assert len({r[0] for r in rows}) == len({r[1] for r in rows}) == len(rows) == 18
     assert all(400 <= r[2] < 600 for r in rows)
 
 

@@ -27,7 +27,7 @@ def test_every_raise_of_a_catalog_error_carries_a_hint():
 
 def test_every_name_in_the_catalog_has_a_hint(conn):
     rows = conn.execute("SELECT name, hint FROM capacity.error_codes()").fetchall()
-    assert len(rows) == 17
+    assert len(rows) == 18
     assert [name for name, hint in rows if not (hint and hint.strip())] == []
 
 
@@ -42,9 +42,12 @@ def provoke(conn: psycopg.Connection, blocker: psycopg.Connection) -> dict[str, 
             {"code": "LIMITED", "max_uses": 5, "pool": "reviews"},
             {"code": "BUSY", "max_uses": 5},
             {"code": "HELD", "max_uses": 5},
+            {"code": "SPENT", "max_uses": 5, "max_total_claims": 0},
+            {"code": "CAPPED", "max_uses": 5, "pool": "capped"},
         ],
     )
     conn.execute("SELECT capacity.set_holder_limit('reviews', 'ann', 0)")
+    conn.execute("SELECT capacity.set_pool_limit('capped', 0)")
     conn.execute("SELECT capacity.claim('HELD', 'bob')")
     blocker.execute("SELECT 1 FROM capacity.codes WHERE code = 'BUSY' FOR UPDATE")
     calls = {
@@ -54,6 +57,8 @@ def provoke(conn: psycopg.Connection, blocker: psycopg.Connection) -> dict[str, 
         "CODE_EXPIRED": "SELECT capacity.claim('OLD', 'ann')",
         "CODE_FULL": "SELECT capacity.claim('FULL', 'ann')",
         "HOLDER_LIMIT_EXCEEDED": "SELECT capacity.claim('LIMITED', 'ann')",
+        "CODE_EXHAUSTED": "SELECT capacity.claim('SPENT', 'ann')",
+        "POOL_FULL": "SELECT capacity.claim('CAPPED', 'ann')",
         "CLAIM_NOT_FOUND": "SELECT capacity.release(999999, gen_random_uuid())",
         "LOCK_CONTENDED": "SELECT capacity.claim('BUSY', 'ann', 'nowait')",
         "CAPACITY_BELOW_USAGE": """SELECT capacity.upsert_codes('[{"code": "HELD", "max_uses": 0}]')""",
@@ -73,7 +78,8 @@ def test_every_error_the_sql_raises_carries_a_hint(conn, db):
     sql_names = {
         name
         for (name,) in conn.execute(
-            "SELECT name FROM capacity.error_codes() WHERE sqlstate BETWEEN 'CP001' AND 'CP009'"
+            "SELECT name FROM capacity.error_codes()"
+            " WHERE sqlstate BETWEEN 'CP001' AND 'CP009' OR sqlstate > 'CP016'"
         )
     }
     assert set(raised) == sql_names, "provoke() must raise every error the SQL raises"

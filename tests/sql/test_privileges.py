@@ -52,7 +52,7 @@ def test_app_role_runs_every_operation(app):
         conn.execute("SELECT capacity.set_holder_limit('default', 'alice', 2)")
         conn.execute("SELECT * FROM capacity.expire_idle_claims()")
         assert conn.execute("SELECT count(*) FROM capacity.reconcile()").fetchone() == (0,)
-        assert conn.execute("SELECT count(*) FROM capacity.error_codes()").fetchone() == (17,)
+        assert conn.execute("SELECT count(*) FROM capacity.error_codes()").fetchone() == (18,)
 
 
 @pytest.mark.parametrize(
@@ -100,6 +100,6 @@ def test_roles_sql_documented_setup_works(db):
         conn.execute("SELECT capacity.grant_app_access('pgcapacity_app')")  # idempotent
     app = psycopg.conninfo.make_conninfo(db, user="pgcapacity_app", password="secret-for-test")
     with psycopg.connect(app, autocommit=True) as conn:
-        assert conn.execute("SELECT count(*) FROM capacity.error_codes()").fetchone() == (17,)
+        assert conn.execute("SELECT count(*) FROM capacity.error_codes()").fetchone() == (18,)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("DELETE FROM capacity.codes")
