@@ -358,14 +358,15 @@ RETURNS capacity.claim_result
 LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
-    v_limit integer;
+    v_stripes integer;
+    v_limit   integer;
 BEGIN
     -- Shared with every claim and release in this pool, exclusive in set_pool_limit.
     -- (Held since claim() began, unless the code moved to another pool meanwhile.)
     PERFORM capacity._lock_pool(cl.pool, true);
-    SELECT p.stripes INTO v_limit FROM capacity.pool_limits AS p WHERE p.pool = cl.pool;
+    SELECT p.stripes INTO v_stripes FROM capacity.pool_limits AS p WHERE p.pool = cl.pool;
     IF FOUND THEN
-        PERFORM capacity._take_pool_units(cl.pool, v_limit, cl.units);
+        PERFORM capacity._take_pool_units(cl.pool, v_stripes, cl.units);
     END IF;
     -- Shared with every claim and release of this holder, exclusive in set_holder_limit:
     -- the look below sees a counter row created meanwhile, and a counter created after

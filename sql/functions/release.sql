@@ -82,8 +82,9 @@ $$;
 
 -- Ends one claim. Takes its units back first, which locks what holds it (its slot row, or
 -- the code row when the claim is counted there), then ends the claim, then gives its
--- units back to its pool if the pool is capped, then counts it off its holder. Returns released = false when a concurrent call ended it first (and puts
--- back the units it took). A conditional update rather than locking the row and then
+-- units back to its pool if the pool is capped, then counts it off its holder. Returns
+-- released = false when a concurrent call ended it first (and puts back the units it
+-- took). A conditional update rather than locking the row and then
 -- updating it: one statement and one WAL record less per release.
 CREATE OR REPLACE FUNCTION capacity._end_claim(cl capacity.claims, p_reason capacity.end_reason)
 RETURNS capacity.release_result
