@@ -20,11 +20,13 @@ from pgcapacity.background import Listener, Periodic, running
 from pgcapacity.cache import ResultCache
 from pgcapacity.db import make_pool
 from pgcapacity.errors import ErrorCatalog, handle_exception
+from pgcapacity.events import Wakeup
 from pgcapacity.metrics import Metrics, MetricsMiddleware
 from pgcapacity.routes.admin import AdminController
 from pgcapacity.routes.claims import ClaimsController
 from pgcapacity.routes.codes import CodesController
 from pgcapacity.routes.docs import docs_assets, swagger_page
+from pgcapacity.routes.events import EventsController
 from pgcapacity.routes.ops import HealthController, MetricsController, home, whoami
 from pgcapacity.routes.reads import ActivityController, DashboardController, UsageController
 from pgcapacity.routes.ui import ui_routes
@@ -41,7 +43,8 @@ def create_app(settings: Settings) -> Litestar:
     pool = make_pool(settings)
     cache = ResultCache(settings.cache_size, settings.cache_ttl_ms)
     service = Capacity(pool, cache, settings.lock_mode)
-    listener = Listener(settings.listen_url or settings.database_url, cache)
+    wakeup = Wakeup()
+    listener = Listener(settings.listen_url or settings.database_url, cache, wakeup.notify)
     refresher = Periodic(
         "dashboard refresh", service.refresh_dashboard, settings.dashboard_refresh_ms
     )
@@ -88,6 +91,7 @@ def create_app(settings: Settings) -> Litestar:
             "service": service,
             "activity": ActivitySeries(pool),
             "listener": listener,
+            "wakeup": wakeup,
             "refresher": refresher,
             "publisher": publisher,
             "tuner": tuner,
@@ -103,6 +107,7 @@ def create_app(settings: Settings) -> Litestar:
             UsageController,
             DashboardController,
             ActivityController,
+            EventsController,
             AdminController,
             HealthController,
             MetricsController,

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 import psycopg
 
@@ -41,9 +42,10 @@ def apply_notification(cache: ResultCache, payload: str) -> None:
 
 
 class Listener:
-    def __init__(self, url: str, cache: ResultCache):
+    def __init__(self, url: str, cache: ResultCache, on_change: Callable[[], None] = lambda: None):
         self.url = url
         self.cache = cache
+        self.on_change = on_change  # after each notification (wakes the event streams)
         self.connected = asyncio.Event()
         self.notifications = 0
         self.connects = 0  # more than 1: the session was lost and re-established
@@ -62,6 +64,7 @@ class Listener:
                     async for note in conn.notifies():
                         self.notifications += 1
                         apply_notification(self.cache, note.payload)
+                        self.on_change()
             except psycopg.Error as err:
                 log.warning("change listener lost its connection (%s); retrying", err)
             self.connected.clear()

@@ -2110,6 +2110,48 @@ $$;
 
 
 --
+-- Name: events_after(bigint, integer); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity.events_after(after_event_id bigint DEFAULT NULL::bigint, max_events integer DEFAULT 1000) RETURNS TABLE(event_id bigint, occurred_at timestamp with time zone, kind text, code text, pool text, holder text, claim_id bigint, units integer, usage_after integer)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_xact    xid8 := '0'::xid8;
+    v_after   bigint := 0;  -- with v_xact 0: before every event
+    v_horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
+BEGIN
+    IF max_events IS NULL OR max_events < 1 OR max_events > 10000 THEN
+        RAISE EXCEPTION 'VALIDATION_ERROR: max_events must be between 1 and 10000, not %', COALESCE(max_events::text, 'null')
+            USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'max_events')::text,
+                  HINT = 'Read the stream in batches of up to 10000 events.';
+    END IF;
+    IF after_event_id IS NOT NULL THEN
+        SELECT e.xact_id INTO v_xact FROM capacity.events AS e WHERE e.event_id = after_event_id;
+        IF FOUND THEN
+            v_after := after_event_id;
+        ELSIF after_event_id >= (SELECT min(e.event_id) FROM capacity.events AS e) THEN
+            RAISE EXCEPTION 'VALIDATION_ERROR: event % is not in the event log', after_event_id
+                USING ERRCODE = 'CP001', DETAIL = jsonb_build_object('field', 'after_event_id')::text,
+                      HINT = 'Resume from an event_id the stream delivered, or read from the start (NULL).';
+        ELSE
+            v_xact := '0'::xid8;  -- pruned (or an empty log): from the oldest event kept
+        END IF;
+    END IF;
+    RETURN QUERY
+    SELECT e.event_id, e.occurred_at, e.kind::text, e.code, e.pool, e.holder, e.claim_id,
+           e.units, e.usage_after
+      FROM capacity.events AS e
+     WHERE (e.xact_id, e.event_id) > (v_xact, v_after) AND e.xact_id < v_horizon
+     ORDER BY e.xact_id, e.event_id
+     LIMIT max_events;
+    RETURN;
+END
+$$;
+
+
+--
 -- Name: expire_idle_claims(interval, integer); Type: FUNCTION; Schema: capacity; Owner: -
 --
 
@@ -2352,6 +2394,21 @@ BEGIN
     END IF;
     RETURN v_seen;
 END
+$$;
+
+
+--
+-- Name: last_event_id(); Type: FUNCTION; Schema: capacity; Owner: -
+--
+
+CREATE FUNCTION capacity.last_event_id() RETURNS bigint
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT e.event_id FROM capacity.events AS e
+     WHERE e.xact_id < pg_snapshot_xmin(pg_current_snapshot())
+     ORDER BY e.xact_id DESC, e.event_id DESC
+     LIMIT 1
 $$;
 
 
@@ -3471,7 +3528,8 @@ CREATE TABLE capacity.events (
     holder text,
     claim_id bigint,
     usage_after integer NOT NULL,
-    units integer DEFAULT 1 NOT NULL
+    units integer DEFAULT 1 NOT NULL,
+    xact_id xid8 DEFAULT pg_current_xact_id() NOT NULL
 );
 
 
@@ -3487,6 +3545,13 @@ COMMENT ON TABLE capacity.events IS 'Audit history; pruned by capacity.prune_eve
 --
 
 COMMENT ON COLUMN capacity.events.units IS 'Units the event took (claimed) or gave back (released, expired, revoked).';
+
+
+--
+-- Name: COLUMN events.xact_id; Type: COMMENT; Schema: capacity; Owner: -
+--
+
+COMMENT ON COLUMN capacity.events.xact_id IS 'The top-level transaction that wrote the event: the stream''s delivery order (events_after).';
 
 
 --
@@ -3807,6 +3872,13 @@ CREATE INDEX claims_lease_idx ON capacity.claims USING btree (code_id, lease_exp
 --
 
 CREATE UNIQUE INDEX claims_one_active_per_holder ON capacity.claims USING btree (holder, code_id) WHERE (released_at IS NULL);
+
+
+--
+-- Name: events_in_delivery_order; Type: INDEX; Schema: capacity; Owner: -
+--
+
+CREATE INDEX events_in_delivery_order ON capacity.events USING btree (xact_id, event_id);
 
 
 --
@@ -4302,6 +4374,13 @@ REVOKE ALL ON FUNCTION capacity.error_codes() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION events_after(after_event_id bigint, max_events integer); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity.events_after(after_event_id bigint, max_events integer) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION expire_idle_claims(idle interval, batch_size integer); Type: ACL; Schema: capacity; Owner: -
 --
 
@@ -4327,6 +4406,13 @@ REVOKE ALL ON FUNCTION capacity.grant_app_access(app_role name) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION capacity.heartbeat(claim_id bigint, token uuid) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION last_event_id(); Type: ACL; Schema: capacity; Owner: -
+--
+
+REVOKE ALL ON FUNCTION capacity.last_event_id() FROM PUBLIC;
 
 
 --

@@ -1,6 +1,6 @@
 -- Structure: schema, tables, result types, and every public function's signature pinned.
 BEGIN;
-SELECT plan(95);
+SELECT plan(98);
 
 SELECT has_schema('capacity', 'schema capacity exists');
 SELECT tables_are('capacity', ARRAY['codes', 'holders', 'claims', 'events', 'app_roles', 'migrations',
@@ -23,7 +23,7 @@ SELECT columns_are('capacity', 'holders',
     ARRAY['pool', 'holder', 'active_claims', 'max_claims', 'updated_at'], 'holders columns');
 SELECT columns_are('capacity', 'events',
     ARRAY['event_id', 'occurred_at', 'kind', 'code_id', 'code', 'pool', 'holder', 'claim_id',
-          'usage_after', 'units'], 'events columns');
+          'usage_after', 'units', 'xact_id'], 'events columns');
 
 SELECT col_is_pk('capacity', 'codes', 'code_id', 'codes.code_id is the primary key');
 SELECT col_is_unique('capacity', 'codes', 'code', 'codes.code is unique');
@@ -43,8 +43,10 @@ SELECT indexes_are('capacity', 'claims',
     'claims has only the indexes its queries need (none on last_seen_at: heartbeats stay HOT)');
 SELECT has_index('capacity', 'claims', 'claims_lease_idx', ARRAY['code_id', 'lease_expires_at'],
                  'leased active claims by code and lease end (lazy expiry finds them without a scan)');
-SELECT indexes_are('capacity', 'events', ARRAY['events_pkey', 'events_occurred_at'],
-                   'events has only its key and time-range index');
+SELECT indexes_are('capacity', 'events', ARRAY['events_pkey', 'events_occurred_at', 'events_in_delivery_order'],
+                   'events has only its key, time-range and delivery-order indexes');
+SELECT has_index('capacity', 'events', 'events_in_delivery_order', ARRAY['xact_id', 'event_id'],
+                 'the event stream reads in (writing transaction, event id) order');
 SELECT col_not_null('capacity', 'holders', 'max_claims', 'a holder row exists only for a limit');
 SELECT has_index('capacity', 'events', 'events_occurred_at', 'events time-range index');
 
@@ -89,6 +91,8 @@ SELECT has_function('capacity', 'revoke_code', ARRAY['text'], 'revoke_code(code)
 SELECT has_function('capacity', 'reconcile', ARRAY['boolean'], 'reconcile(fix)');
 SELECT has_function('capacity', 'error_codes', ARRAY[]::text[], 'error_codes()');
 SELECT has_function('capacity', 'version', ARRAY[]::text[], 'version()');
+SELECT has_function('capacity', 'events_after', ARRAY['bigint', 'integer'], 'events_after(after_event_id, max_events)');
+SELECT has_function('capacity', 'last_event_id', ARRAY[]::text[], 'last_event_id()');
 SELECT function_returns('capacity', 'version', ARRAY[]::text[], 'text', 'version returns text');
 SELECT has_function('capacity', 'prune_events', ARRAY['interval', 'integer'], 'prune_events(older_than, batch_size)');
 SELECT has_function('capacity', 'grant_app_access', ARRAY['name'], 'grant_app_access(app_role)');

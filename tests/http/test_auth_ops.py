@@ -32,6 +32,8 @@ WRITES = [
     ("GET", "/v1/claims", {"params": {"holder": "a"}}),
     ("GET", "/v1/claims/1", {}),
     ("GET", "/v1/activity", {}),
+    # (a malformed Last-Event-ID: a token that may read the stream gets 400, not a stream)
+    ("GET", "/v1/events", {"headers": {"Last-Event-ID": "soon"}}),
 ]
 ADMIN_ROUTES = [
     ("POST", "/v1/admin/codes", {"json": {"codes": [{"code": "AUTH-2", "max_uses": 1}]}}),

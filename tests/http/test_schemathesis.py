@@ -16,13 +16,20 @@ EXAMPLES_PER_OPERATION = 25
 # JSON Schema cannot say "no NUL character anywhere in metadata", which PostgreSQL's jsonb
 # refuses (a documented 400): for upsertCodes only, schema-valid data may be rejected.
 LENIENT = {"upsertCodes": [positive_data_acceptance]}
+# An event stream's body never ends, so there is no answer to validate; tests/http/test_events.py
+# covers that route, its errors included.
+ENDLESS = {"events"}
 
 
 def test_openapi_contract(db):
     reset(db, [{"code": "FUZZ", "max_uses": 1000}])
     with live_server(settings_for(db, pool_max=4)) as base:
         schema = schemathesis.openapi.from_url(f"{base}/docs/openapi.json")
-        operations = [result.ok() for result in schema.get_all_operations()]
+        operations = [
+            op
+            for op in (result.ok() for result in schema.get_all_operations())
+            if op.definition.raw.get("operationId") not in ENDLESS
+        ]
         assert len(operations) >= 19
         failures = []
         for operation in operations:
