@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     except psycopg.Error as err:
         print(f"pgcapacity bench: {describe_error(err)}", file=sys.stderr)
+        # A failure of the bench's own statements (a row's set-up or audit) is a finding:
+        # the detail and context say which processes and statement (a deadlock's cycle).
+        for extra in (err.diag.message_detail, err.diag.context):
+            if extra:
+                print("  " + extra.replace("\n", "\n  "), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
