@@ -22,6 +22,7 @@ from pgcapacity.db import make_pool
 from pgcapacity.errors import ErrorCatalog, handle_exception
 from pgcapacity.events import Wakeup
 from pgcapacity.metrics import Metrics, MetricsMiddleware
+from pgcapacity.replicas import ReadRouting, Replica, describe
 from pgcapacity.routes.admin import AdminController
 from pgcapacity.routes.claims import ClaimsController
 from pgcapacity.routes.codes import CodesController
@@ -42,7 +43,12 @@ also need the claim's `X-Claim-Token`."""
 def create_app(settings: Settings) -> Litestar:
     pool = make_pool(settings)
     cache = ResultCache(settings.cache_size, settings.cache_ttl_ms)
-    service = Capacity(pool, cache, settings.lock_mode)
+    replicas = [
+        Replica(describe(url), make_pool(settings, url, f"pgcapacity-read-{i}"))
+        for i, url in enumerate(settings.read_urls, 1)
+    ]
+    reads = ReadRouting(pool, replicas, settings.max_replica_lag_ms)
+    service = Capacity(pool, cache, settings.lock_mode, reads)
     wakeup = Wakeup()
     listener = Listener(settings.listen_url or settings.database_url, cache, wakeup.notify)
     refresher = Periodic(
@@ -60,13 +66,14 @@ def create_app(settings: Settings) -> Litestar:
         settings.expire_every_ms,
     )
     tuning = settings.hot_claims_per_min != 0
-    background = [listener, publisher, refresher]
+    background = [listener, publisher, refresher, reads]
     background += ([tuner] if tuning else []) + ([expirer] if settings.expire_idle else [])
     metrics = Metrics(cache, pool, expirer if settings.expire_idle else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar):
         await pool.open(wait=True, timeout=max(settings.pool_timeout_ms / 1000, 10))
+        await reads.open()
         try:
             async with pool.connection() as conn:
                 app.state.catalog = await ErrorCatalog.load(conn)
@@ -79,6 +86,7 @@ def create_app(settings: Settings) -> Litestar:
                 yield
         finally:
             gc.unfreeze()
+            await reads.close()
             await pool.close()
             if metrics.shared:  # its live gauges leave the sum
                 multiprocess.mark_process_dead(os.getpid())
@@ -89,6 +97,7 @@ def create_app(settings: Settings) -> Litestar:
             "pool": pool,
             "cache": cache,
             "service": service,
+            "reads": reads,
             "activity": ActivitySeries(pool),
             "listener": listener,
             "wakeup": wakeup,

@@ -78,17 +78,19 @@ class Pool(AsyncConnectionPool):
             self._sweep = asyncio.get_running_loop().create_task(self.check())
 
 
-def make_pool(settings: Settings) -> Pool:
-    """Created closed; the app's lifespan opens and closes it."""
+def make_pool(settings: Settings, url: str | None = None, name: str = "pgcapacity") -> Pool:
+    """The pool of DATABASE_URL, or of another server (a read replica: at least one
+    connection, as many as the primary's at most). Created closed; the app's lifespan
+    opens and closes it."""
     return Pool(
-        settings.database_url,
-        min_size=settings.pool_min,
+        url or settings.database_url,
+        min_size=settings.pool_min if url is None else min(settings.pool_min, 1),
         max_size=settings.pool_max,
         timeout=settings.pool_timeout_ms / 1000,
         kwargs=connection_kwargs(settings),
         check_idle_ms=settings.pool_check_idle_ms,
         open=False,
-        name="pgcapacity",
+        name=name,
     )
 
 

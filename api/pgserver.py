@@ -121,6 +121,7 @@ class Server:
     _stop: list = field(default_factory=list, repr=False)
     reused: bool = False  # embedded: it was already running (another process started it)
     datadir: Path | None = None
+    cluster: LocalCluster | None = None  # local: its binaries, data directory and port
 
     def stop(self) -> None:
         while self._stop:
@@ -134,6 +135,79 @@ class Server:
         return [pid for pid in _embedded_users(self.datadir) if pid != os.getpid()]
 
 
+@dataclass
+class LocalCluster:
+    """A private cluster started from the local binaries: what stopping, killing and
+    promoting it needs."""
+
+    bindir: Path
+    datadir: Path
+    port: int
+    run_as: dict = field(default_factory=dict)
+
+    def pg_ctl(self, *args: str, check: bool = True) -> None:
+        cmd = [self.bindir / "pg_ctl", "-D", self.datadir, "-w", *args]
+        if check:
+            _run(cmd, **self.run_as)
+        else:
+            subprocess.run(cmd, capture_output=True, check=False, **self.run_as)
+
+    def kill(self) -> None:
+        """Ends the postmaster with SIGKILL, as a crash or a pulled plug would: no
+        shutdown checkpoint, clients cut off mid-statement. Its children notice the lost
+        postmaster and exit."""
+        pid = int((self.datadir / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, 9)
+
+    def promote(self) -> None:
+        """A standby becomes a primary (pg_ctl promote, waiting until it accepts writes)."""
+        self.pg_ctl("promote", "-t", "60")
+
+
+def _as_service_user(base: Path, *paths: Path) -> dict:
+    """subprocess keyword arguments running a server tool as the service user, owner of
+    `base` and `paths` (nothing when we are not root)."""
+    user = service_user()
+    if not user:
+        return {}
+    uid, gid = pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid
+    os.chmod(base, 0o755)
+    for path in (base, *paths):
+        if path.exists():
+            os.chown(path, uid, gid)
+    return {"user": user}
+
+
+def _launch(
+    bindir: Path, datadir: Path, base: Path, settings: dict[str, str], run_as: dict
+) -> LocalCluster:
+    """pg_ctl start of an initialized data directory on a free TCP port."""
+    sockdir = base / "sock"
+    port = free_port()
+    opts = " ".join(f"-c {k}={v}" for k, v in settings.items())
+    log = base / "server.log"
+    cluster = LocalCluster(bindir, datadir, port, run_as)
+    try:
+        cluster.pg_ctl("-l", str(log), "-t", "60", "-o", f"-p {port} -k {sockdir} {opts}", "start")
+    except RuntimeError as err:
+        raise RuntimeError(f"{err}\n{log.read_text() if log.exists() else ''}") from None
+    return cluster
+
+
+def _server(cluster: LocalCluster, base: Path | None) -> Server:
+    """The Server of a started local cluster; stopping it removes `base` when given."""
+
+    def stop() -> None:
+        cluster.pg_ctl("-m", "fast", "stop", check=False)
+        if base is not None:
+            shutil.rmtree(base, ignore_errors=True)
+
+    conninfo = make_conninfo(
+        host="127.0.0.1", port=cluster.port, user="postgres", dbname="postgres"
+    )
+    return Server(conninfo, "local", [stop], cluster=cluster)
+
+
 def start_local(
     bindir: Path,
     datadir: Path | None = None,
@@ -143,20 +217,11 @@ def start_local(
 ) -> Server:
     """initdb (if needed) and start a private cluster on a free TCP port; `settings` adds
     or overrides server settings (shared_preload_libraries, ...)."""
-    user = service_user()
     temporary = datadir is None
     base = Path(tempfile.mkdtemp(prefix="pgcapacity-pg-")) if temporary else datadir.parent
     datadir = datadir or base / "data"
-    sockdir = base / "sock"
-    sockdir.mkdir(parents=True, exist_ok=True)
-    run_as = {"user": user} if user else {}
-    if user:
-        uid, gid = pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid
-        os.chmod(base, 0o755)
-        for path in (base, sockdir):
-            os.chown(path, uid, gid)
-        if datadir.exists():
-            os.chown(datadir, uid, gid)
+    (base / "sock").mkdir(parents=True, exist_ok=True)
+    run_as = _as_service_user(base, base / "sock", datadir)
     if not (datadir / "PG_VERSION").exists():
         _run(
             [
@@ -173,42 +238,44 @@ def start_local(
             ],
             **run_as,
         )
-    port = free_port()
     chosen = SERVER_SETTINGS | ({} if durable else TEST_ONLY_SETTINGS) | (settings or {})
-    opts = " ".join(f"-c {k}={v}" for k, v in chosen.items())
-    log = base / "server.log"
-    try:
-        _run(
-            [
-                bindir / "pg_ctl",
-                "-D",
-                datadir,
-                "-l",
-                log,
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                f"-p {port} -k {sockdir} {opts}",
-                "start",
-            ],
-            **run_as,
-        )
-    except RuntimeError as err:
-        raise RuntimeError(f"{err}\n{log.read_text() if log.exists() else ''}") from None
+    return _server(_launch(bindir, datadir, base, chosen, run_as), base if temporary else None)
 
-    def stop() -> None:
-        subprocess.run(
-            [bindir / "pg_ctl", "-D", datadir, "-m", "fast", "-w", "stop"],
-            capture_output=True,
-            check=False,
-            **run_as,
-        )
-        if temporary:
-            shutil.rmtree(base, ignore_errors=True)
 
-    conninfo = make_conninfo(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
-    return Server(conninfo, "local", [stop])
+# What a primary needs to stream to standbys (pg_basebackup and walreceiver connect over
+# the replication lines initdb writes into pg_hba.conf for 127.0.0.1).
+PRIMARY_SETTINGS = {"wal_level": "replica", "max_wal_senders": "10", "wal_keep_size": "256MB"}
+
+
+def start_standby(primary: Server, name: str, *, settings: dict[str, str] | None = None) -> Server:
+    """A hot standby of a local primary (started with PRIMARY_SETTINGS): pg_basebackup
+    -R of it into a temporary directory, started on its own port, streaming. `name` is its
+    cluster_name, which is the application_name it streams under: what the primary's
+    synchronous_standby_names refers to."""
+    if primary.cluster is None:
+        raise ValueError("a standby needs a local primary")
+    base = Path(tempfile.mkdtemp(prefix="pgcapacity-standby-"))
+    datadir = base / "data"
+    (base / "sock").mkdir()
+    run_as = _as_service_user(base, base / "sock")
+    _run(
+        [
+            primary.cluster.bindir / "pg_basebackup",
+            "-d",
+            primary.conninfo,
+            "-D",
+            datadir,
+            "-R",  # standby.signal and primary_conninfo
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+        ],
+        **run_as,
+    )
+    chosen = SERVER_SETTINGS | TEST_ONLY_SETTINGS | {"cluster_name": name} | (settings or {})
+    return _server(_launch(primary.cluster.bindir, datadir, base, chosen, run_as), base)
 
 
 def _provide_pgtap_to_embedded(extension_dir: Path) -> None:

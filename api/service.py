@@ -18,6 +18,7 @@ from pgcapacity import schemas
 from pgcapacity.background import CHANNEL
 from pgcapacity.cache import DASHBOARD_KEY, ResultCache
 from pgcapacity.db import fetch_all, fetch_one, named_call
+from pgcapacity.replicas import READ_FAILURES, ReadRouting
 
 _FAILED = object()  # what waiters get from a load that raised or was cancelled
 
@@ -40,11 +41,30 @@ AS_STATUS, AS_CLAIM, AS_RELEASE, AS_CLAIM_INFO = (
 
 
 class Capacity:
-    def __init__(self, pool: AsyncConnectionPool, cache: ResultCache, lock_mode: str | None):
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        cache: ResultCache,
+        lock_mode: str | None,
+        reads: ReadRouting | None = None,
+    ):
         self.pool = pool
         self.cache = cache
         self.lock_mode = lock_mode
+        self.reads = reads or ReadRouting(pool, [], 0)
         self._loading: dict = {}  # key -> (ticket, future of the value) of loads under way
+
+    async def _read(self, fetch, query: str, params: tuple, row_factory=None):
+        """A read that may be served by a replica (ReadRouting); one that fails there for
+        a reason of the server is served by the primary."""
+        pool = self.reads.pool()
+        if pool is self.pool:
+            return await fetch(self.pool, query, params, row_factory)
+        try:
+            return await fetch(pool, query, params, row_factory)
+        except READ_FAILURES as err:
+            self.reads.failed(pool, err)
+            return await fetch(self.pool, query, params, row_factory)
 
     async def claim(
         self,
@@ -173,22 +193,19 @@ class Capacity:
 
     async def check(self, code: str) -> schemas.CodeStatus:
         async def load():
-            return await fetch_one(
-                self.pool,
-                f"SELECT {STATUS_COLUMNS} FROM capacity.check(%s)",
-                (code,),
-                row_factory=AS_STATUS,
+            return await self._read(
+                fetch_one, f"SELECT {STATUS_COLUMNS} FROM capacity.check(%s)", (code,), AS_STATUS
             )
 
         return await self._cached(("status", code), load, lambda status: [status.code])
 
     async def usage(self, codes: list[str]) -> schemas.Usage:
         async def load():
-            statuses = await fetch_all(
-                self.pool,
+            statuses = await self._read(
+                fetch_all,
                 f"SELECT {STATUS_COLUMNS} FROM capacity.usage_batch(%s)",
                 (codes,),
-                row_factory=AS_STATUS,
+                AS_STATUS,
             )
             return schemas.Usage(statuses)
 
@@ -198,7 +215,7 @@ class Capacity:
 
     async def dashboard(self) -> schemas.Dashboard:
         async def load():
-            rows = await fetch_all(self.pool, "SELECT * FROM capacity.dashboard ORDER BY pool")
+            rows = await self._read(fetch_all, "SELECT * FROM capacity.dashboard ORDER BY pool", ())
             pools = [
                 schemas.PoolSummary(**{k: v for k, v in r.items() if k != "refreshed_at"})
                 for r in rows

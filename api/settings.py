@@ -8,6 +8,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 from pgcapacity import rules
 
 
@@ -68,6 +71,25 @@ def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
     return origins
 
 
+def _read_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    """PGCAPACITY_READ_URL: standbys serving reads; one connection string, or several
+    postgresql:// URLs separated by spaces."""
+    name = "PGCAPACITY_READ_URL"
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ()
+    uri = re.match(r"postgres(ql)?://", raw)
+    urls = tuple(raw.split()) if uri else (raw,)
+    for url in urls:
+        if uri and not re.match(r"postgres(ql)?://", url):
+            raise SettingsError(f"{name}: {url!r} is not a postgresql:// URL")
+        try:
+            conninfo_to_dict(url)
+        except psycopg.ProgrammingError as err:
+            raise SettingsError(f"{name}: {url!r} is not a connection string ({err})") from None
+    return urls
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -98,6 +120,8 @@ class Settings:
     lock_timeout_ms: int = 5000
     pgbouncer: bool = False
     listen_url: str | None = None  # LISTEN needs a session: set it when DATABASE_URL is PgBouncer
+    read_urls: tuple[str, ...] = ()  # standbys serving check, batch usage and the dashboard
+    max_replica_lag_ms: int = 1000  # a standby further behind serves nothing
     cache_ttl_ms: int = 1000
     cache_size: int = 10000
     dashboard_refresh_ms: int = 500
@@ -163,6 +187,8 @@ class Settings:
             lock_timeout_ms=_int(env, "PGCAPACITY_LOCK_TIMEOUT_MS", 5000),
             pgbouncer=_flag(env, "PGCAPACITY_PGBOUNCER", False),
             listen_url=env.get("PGCAPACITY_LISTEN_URL") or None,
+            read_urls=_read_urls(env),
+            max_replica_lag_ms=_int(env, "PGCAPACITY_MAX_REPLICA_LAG_MS", 1000),
             cache_ttl_ms=_int(env, "PGCAPACITY_CACHE_TTL_MS", 1000),
             cache_size=_int(env, "PGCAPACITY_CACHE_SIZE", 10000),
             dashboard_refresh_ms=_int(env, "PGCAPACITY_DASHBOARD_REFRESH_MS", 500, 10),

@@ -65,6 +65,7 @@ def _verdict(db: dict, state: State) -> tuple[str, list[str]]:
         advice.append("the dashboard refresh is failing: see the logs")
     if state.expirer.failures and state.expirer.last_result is None:
         advice.append("idle expiry is failing: see the logs")
+    advice += state.reads.advice()
     return ("degraded" if advice else "healthy"), advice
 
 
@@ -145,7 +146,8 @@ class HealthController(Controller):
     )
     async def detailed(self, state: State) -> Response[dict]:
         """Pool statistics, database round trip, cache statistics, version, listener and
-        dashboard state, an overall status and recommendations."""
+        dashboard state, read replicas and their lag, an overall status and
+        recommendations."""
         db = await _database(state)
         status, advice = _verdict(db, state)
         cache = state.cache.stats()
@@ -164,6 +166,7 @@ class HealthController(Controller):
                 "last_refresh": state.refresher.last_result,
                 "failures": state.refresher.failures,
             },
+            "read_replicas": state.reads.report(),
             "change_feed": {
                 "last_publish": state.publisher.last_result,
                 "failures": state.publisher.failures,
