@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from pgcapacity import __version__, installer, pgserver
+from pgcapacity import __version__, cluster, installer, pgserver
 from pgcapacity.argtypes import at_least
 from pgcapacity.db import named_call
 
@@ -185,6 +185,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    """`cluster install|status|sql`: a proxy database over shard databases (PL/Proxy)."""
+    try:
+        if args.action == "install":
+            for line in cluster.install(args.proxy, args.shard):
+                print(line)
+        elif args.action == "sql":
+            cluster.check_count(args.shard)
+            sys.stdout.write(cluster.proxy_script(args.proxy, args.shard))
+        else:
+            return _print_cluster_status(args.proxy)
+    except cluster.ClusterError as err:
+        print(f"pgcapacity cluster {args.action}: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _print_cluster_status(proxy: str) -> int:
+    shards = cluster.status(proxy)
+    print(f"{'shard':>5}  {'version':<8} {'codes':>7} {'units in use':>12} {'claims':>7}  server")
+    for s in shards:
+        if s.error:
+            print(f"{s.shard:>5}  {'-':<8} {'-':>7} {'-':>12} {'-':>7}  {s.server}: {s.error}")
+        else:
+            print(
+                f"{s.shard:>5}  {s.version:<8} {s.codes:>7} {s.units_in_use:>12}"
+                f" {s.active_claims:>7}  {s.server}"
+            )
+    healthy = all(s.error is None and s.version == __version__ for s in shards)
+    return 0 if healthy else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pgcapacity", description=__doc__)
     p.add_argument("--version", action="version", version=f"pgcapacity {__version__}")
@@ -218,6 +250,23 @@ def parser() -> argparse.ArgumentParser:
         help="generate an admin token (kept in DIR/admin-token) if none is set",
     )
     v.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    c = sub.add_parser("cluster", help="a proxy database over shard databases (PL/Proxy)")
+    actions = c.add_subparsers(dest="action", required=True)
+    ci = actions.add_parser(
+        "install", help="install or upgrade every shard and the proxy (idempotent)"
+    )
+    cs = actions.add_parser("sql", help="print the proxy's install SQL for psql")
+    for a in (ci, cs):
+        a.add_argument(
+            "--shard",
+            action="append",
+            required=True,
+            metavar="URL",
+            help="a shard database, in shard order (repeat: a power of two of them)",
+        )
+        a.add_argument("--proxy", required=True, metavar="URL", help="the proxy database")
+    st = actions.add_parser("status", help="each shard's version, codes and usage")
+    st.add_argument("--proxy", required=True, metavar="URL", help="the proxy database")
     sub.add_parser(
         "bench",
         add_help=False,  # its options, --help included, are the benchmark's own
@@ -236,6 +285,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "psql": cmd_psql,
     "bench": cmd_bench,
+    "cluster": cmd_cluster,
 }
 PASS_THROUGH = {"bench", "psql"}  # commands whose unknown arguments are another tool's
 

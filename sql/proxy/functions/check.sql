@@ -1,0 +1,17 @@
+-- check() on the code's shard.
+CREATE OR REPLACE FUNCTION capacity.check(code text)
+RETURNS capacity.code_status
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e_state text; e_message text; e_detail text; e_hint text;
+BEGIN
+    RETURN capacity_cluster.check(code);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT,
+                            e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    PERFORM capacity_cluster.reraise(e_state, e_message, e_detail, e_hint);
+    RETURN NULL;
+END
+$$;

@@ -1,0 +1,17 @@
+-- reconcile() on every shard: the drifting codes of all of them.
+CREATE OR REPLACE FUNCTION capacity.reconcile(fix boolean DEFAULT false)
+RETURNS TABLE (code text, usage_count integer, active_claims integer, drift integer)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e_state text; e_message text; e_detail text; e_hint text;
+BEGIN
+    RETURN QUERY SELECT * FROM capacity_cluster.reconcile(fix);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT,
+                            e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    PERFORM capacity_cluster.reraise(e_state, e_message, e_detail, e_hint);
+    RETURN;
+END
+$$;
