@@ -4,7 +4,8 @@
 * The listener holds one dedicated session (LISTEN cannot live in a pooled connection) on
   channel ``pgcapacity_changes``; the codes trigger sends the changed codes there. After a
   lost connection the whole cache is dropped (notifications may have been missed) and the
-  listener reconnects with capped backoff.
+  listener reconnects with capped backoff. On the proxy of a sharded cluster it listens
+  on every shard instead (the shards notify; the proxy's publish_changes runs theirs).
 * The publisher calls ``capacity.publish_changes()`` every PGCAPACITY_CHANGE_FEED_MS: it turns
   the marks the codes trigger left into NOTIFYs (writes do not notify themselves: that
   would serialize every commit, see migration 0003). A cheap no-op when nothing changed;
@@ -26,6 +27,7 @@ from collections.abc import Callable
 import psycopg
 
 from pgcapacity.cache import ResultCache
+from pgcapacity.cluster import SERVER, shard_urls_of
 from pgcapacity.db import listen_connection
 
 log = logging.getLogger("pgcapacity.api")
@@ -42,24 +44,59 @@ def apply_notification(cache: ResultCache, payload: str) -> None:
 
 
 class Listener:
+    """Listens on the database, or on every shard when the database is the proxy of a
+    sharded cluster (docs/sharding.md): shards send the notifications, PL/Proxy cannot
+    relay them. `connected` is set while every session is up."""
+
     def __init__(self, url: str, cache: ResultCache, on_change: Callable[[], None] = lambda: None):
         self.url = url
         self.cache = cache
         self.on_change = on_change  # after each notification (wakes the event streams)
         self.connected = asyncio.Event()
         self.notifications = 0
-        self.connects = 0  # more than 1: the session was lost and re-established
+        self.connects = 0
+        self.sessions = 1  # how many servers are listened to
+        self._up: set[str] = set()
+
+    @property
+    def reconnects(self) -> int:
+        """Sessions re-established after a loss."""
+        return max(self.connects - self.sessions, 0)
 
     async def run(self) -> None:
+        urls = await self._servers()
+        self.sessions = len(urls)
+        await asyncio.gather(*(self._listen(url) for url in urls))
+
+    async def _servers(self) -> list[str]:
         delay = 0.1
         while True:
             try:
                 conn = await listen_connection(self.url)
                 async with conn:
+                    cur = await conn.execute(
+                        "SELECT srvoptions FROM pg_catalog.pg_foreign_server WHERE srvname = %s",
+                        (SERVER,),
+                    )
+                    row = await cur.fetchone()
+                return shard_urls_of(row[0]) if row else [self.url]
+            except psycopg.Error as err:
+                log.warning("change listener cannot reach the database (%s); retrying", err)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _listen(self, url: str) -> None:
+        delay = 0.1
+        while True:
+            try:
+                conn = await listen_connection(url)
+                async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.cache.clear()  # whatever happened while we were not listening
                     self.connects += 1
-                    self.connected.set()
+                    self._up.add(url)
+                    if len(self._up) == self.sessions:
+                        self.connected.set()
                     delay = 0.1
                     async for note in conn.notifies():
                         self.notifications += 1
@@ -67,6 +104,7 @@ class Listener:
                         self.on_change()
             except psycopg.Error as err:
                 log.warning("change listener lost its connection (%s); retrying", err)
+            self._up.discard(url)
             self.connected.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

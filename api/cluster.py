@@ -195,7 +195,12 @@ def shard_urls(proxy_url: str) -> list[str]:
         ).fetchone()
     if row is None:
         raise ClusterError("no pgcapacity cluster on this proxy: run `pgcapacity cluster install`")
-    options = dict(o.split("=", 1) for o in row[0])
+    return shard_urls_of(row[0])
+
+
+def shard_urls_of(server_options: list[str]) -> list[str]:
+    """The shards' connection strings from the foreign server's options (p0, p1, ...)."""
+    options = dict(o.split("=", 1) for o in server_options)
     return [options[f"p{i}"] for i in range(sum(1 for k in options if k[1:].isdigit()))]
 
 

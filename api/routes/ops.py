@@ -160,7 +160,7 @@ class HealthController(Controller):
             "listener": {
                 "connected": state.listener.connected.is_set(),
                 "notifications": state.listener.notifications,
-                "reconnects": max(state.listener.connects - 1, 0),
+                "reconnects": state.listener.reconnects,
             },
             "dashboard": {
                 "last_refresh": state.refresher.last_result,

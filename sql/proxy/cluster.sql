@@ -96,3 +96,33 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = p_state, MESSAGE = v_message;
 END
 $$;
+
+-- The shards a listing or a series reads: the code's shard for one code, the pool's for
+-- a placed pool, else every shard (each answers for what it holds, or raises the same
+-- validation error).
+CREATE OR REPLACE FUNCTION capacity_cluster.shards_for(code text, pool text)
+RETURNS SETOF integer
+LANGUAGE sql STABLE
+AS $$
+    WITH placed AS (
+        SELECT p.shard FROM capacity_cluster.pool_shards AS p WHERE p.pool = $2 AND $1 IS NULL
+    )
+    SELECT capacity_cluster.shard_of_code($1) WHERE $1 IS NOT NULL
+    UNION ALL
+    SELECT shard FROM placed
+    UNION ALL
+    SELECT s FROM generate_series(0, capacity_cluster.shard_count() - 1) AS s
+     WHERE $1 IS NULL AND NOT EXISTS (SELECT FROM placed)
+$$;
+
+-- Refuses a call that only a shard can answer, naming what to do instead.
+CREATE OR REPLACE FUNCTION capacity_cluster.raise_per_shard(function_name text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    RAISE EXCEPTION 'NOT_FOUND: capacity.%() is not offered by the proxy of a sharded cluster', function_name
+        USING ERRCODE = 'CP012', DETAIL = jsonb_build_object('function', function_name)::text,
+              HINT = 'The event log is kept per shard: call it on each shard (`pgcapacity cluster status` lists them).';
+END
+$$;

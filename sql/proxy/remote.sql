@@ -123,3 +123,35 @@ RETURNS TABLE (name text, sqlstate text, http_status integer, description text, 
 LANGUAGE plproxy AS $$
     CLUSTER 'pgcapacity_shards'; RUN ON 0; TARGET capacity.error_codes;
 $$;
+
+-- Listings, series and the API's periodic work: on the shards shards_for() names, or on all.
+CREATE OR REPLACE FUNCTION capacity_cluster.list_codes(search text, pool text, after text, page_size integer)
+RETURNS SETOF capacity.code_status LANGUAGE plproxy AS $$
+    CLUSTER 'pgcapacity_shards'; RUN ON capacity_cluster.shards_for(NULL, pool); TARGET capacity.list_codes;
+$$;
+
+CREATE OR REPLACE FUNCTION capacity_cluster.list_claims(code text, holder text, after bigint, page_size integer)
+RETURNS SETOF capacity.claim_info LANGUAGE plproxy AS $$
+    CLUSTER 'pgcapacity_shards'; RUN ON capacity_cluster.shards_for(code, NULL); TARGET capacity.list_claims;
+$$;
+
+CREATE OR REPLACE FUNCTION capacity_cluster.activity(span interval, bucket interval, code text, pool text)
+RETURNS TABLE (bucket_start timestamptz, claimed integer, released integer, expired integer,
+               revoked integer, units_in_use integer) LANGUAGE plproxy AS $$
+    CLUSTER 'pgcapacity_shards'; RUN ON capacity_cluster.shards_for(code, pool); TARGET capacity.activity;
+$$;
+
+CREATE OR REPLACE FUNCTION capacity_cluster.publish_changes()
+RETURNS TABLE (published boolean, codes integer, reason text) LANGUAGE plproxy AS $$
+    CLUSTER 'pgcapacity_shards'; RUN ON ALL; TARGET capacity.publish_changes;
+$$;
+
+CREATE OR REPLACE FUNCTION capacity_cluster.refresh_dashboard(force boolean, max_age interval)
+RETURNS TABLE (refreshed boolean, refreshed_at timestamptz, reason text) LANGUAGE plproxy AS $$
+    CLUSTER 'pgcapacity_shards'; RUN ON ALL; TARGET capacity.refresh_dashboard;
+$$;
+
+CREATE OR REPLACE FUNCTION capacity_cluster.tune_slots(min_claims integer, slots integer)
+RETURNS TABLE (code text, slot_count integer) LANGUAGE plproxy AS $$
+    CLUSTER 'pgcapacity_shards'; RUN ON ALL; TARGET capacity.tune_slots;
+$$;
