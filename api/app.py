@@ -18,11 +18,11 @@ from pgcapacity import __version__, rules, schemas
 from pgcapacity.activity import ActivitySeries
 from pgcapacity.background import Listener, Periodic, running
 from pgcapacity.cache import ResultCache
-from pgcapacity.db import make_pool
+from pgcapacity.db import describe, make_pool
 from pgcapacity.errors import ErrorCatalog, handle_exception
 from pgcapacity.events import Wakeup
 from pgcapacity.metrics import Metrics, MetricsMiddleware
-from pgcapacity.replicas import ReadRouting, Replica, describe
+from pgcapacity.replicas import ReadRouting, Replica
 from pgcapacity.routes.admin import AdminController
 from pgcapacity.routes.claims import ClaimsController
 from pgcapacity.routes.codes import CodesController

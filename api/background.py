@@ -27,7 +27,7 @@ from collections.abc import Callable
 import psycopg
 
 from pgcapacity.cache import ResultCache
-from pgcapacity.cluster import SERVER, shard_urls_of
+from pgcapacity.cluster import SHARD_OPTIONS, shard_urls_of
 from pgcapacity.db import listen_connection
 
 log = logging.getLogger("pgcapacity.api")
@@ -74,12 +74,8 @@ class Listener:
             try:
                 conn = await listen_connection(self.url)
                 async with conn:
-                    cur = await conn.execute(
-                        "SELECT srvoptions FROM pg_catalog.pg_foreign_server WHERE srvname = %s",
-                        (SERVER,),
-                    )
-                    row = await cur.fetchone()
-                return shard_urls_of(row[0]) if row else [self.url]
+                    cur = await conn.execute(SHARD_OPTIONS)
+                    return shard_urls_of(await cur.fetchone()) or [self.url]
             except psycopg.Error as err:
                 log.warning("change listener cannot reach the database (%s); retrying", err)
             await asyncio.sleep(delay)

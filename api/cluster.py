@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 from pgcapacity import __version__, installer
+from pgcapacity.db import describe
 
 SERVER = "pgcapacity_shards"
 SELF = "pgcapacity_proxy"  # the proxy itself: placement is committed through it
@@ -98,7 +98,7 @@ def _number_claims(conn: psycopg.Connection, shard: int, url: str) -> None:
         return
     if seq[0] > 1 or seq[1] < (1 << 62):
         raise ClusterError(
-            f"{_where(url)} numbers claims from {seq[0]}: it is shard {seq[0] >> ID_BITS}"
+            f"shard {describe(url)} numbers claims from {seq[0]}: it is shard {seq[0] >> ID_BITS}"
             f" of a cluster, not shard {shard}; list the shards in their order"
         )
     first, last = conn.execute(
@@ -106,7 +106,7 @@ def _number_claims(conn: psycopg.Connection, shard: int, url: str) -> None:
     ).fetchone()
     if first is not None and (first < low or last > high):
         raise ClusterError(
-            f"{_where(url)} already has claims numbered {first}..{last}, outside shard"
+            f"shard {describe(url)} already has claims numbered {first}..{last}, outside shard"
             f" {shard}'s ids ({low}..{high}): only the first shard may start with claims"
         )
     conn.execute(
@@ -120,11 +120,6 @@ def _number_claims(conn: psycopg.Connection, shard: int, url: str) -> None:
             sql.Literal(max(low, (last or 0) + 1)),
         )
     )
-
-
-def _where(url: str) -> str:
-    parts = conninfo_to_dict(url)
-    return f"shard {parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
 def install(proxy_url: str, shard_urls: list[str]) -> list[str]:
@@ -187,20 +182,24 @@ class ShardStatus:
     error: str | None = None
 
 
+# The options of the proxy's foreign server: no row on a database that is not a proxy.
+SHARD_OPTIONS = f"SELECT srvoptions FROM pg_catalog.pg_foreign_server WHERE srvname = '{SERVER}'"
+
+
 def shard_urls(proxy_url: str) -> list[str]:
     """The shards' connection strings, in shard order, from the proxy's foreign server."""
     with psycopg.connect(proxy_url) as conn:
-        row = conn.execute(
-            "SELECT srvoptions FROM pg_foreign_server WHERE srvname = %s", (SERVER,)
-        ).fetchone()
-    if row is None:
+        urls = shard_urls_of(conn.execute(SHARD_OPTIONS).fetchone())
+    if urls is None:
         raise ClusterError("no pgcapacity cluster on this proxy: run `pgcapacity cluster install`")
-    return shard_urls_of(row[0])
+    return urls
 
 
-def shard_urls_of(server_options: list[str]) -> list[str]:
-    """The shards' connection strings from the foreign server's options (p0, p1, ...)."""
-    options = dict(o.split("=", 1) for o in server_options)
+def shard_urls_of(row: tuple | None) -> list[str] | None:
+    """The shards' connection strings from SHARD_OPTIONS's row (p0, p1, ...); None: no row."""
+    if row is None:
+        return None
+    options = dict(o.split("=", 1) for o in row[0])
     return [options[f"p{i}"] for i in range(sum(1 for k in options if k[1:].isdigit()))]
 
 
@@ -214,7 +213,9 @@ def status(proxy_url: str) -> list[ShardStatus]:
                     " (SELECT coalesce(sum(usage_count), 0) FROM capacity.code_usage),"
                     " (SELECT count(*) FROM capacity.claims WHERE released_at IS NULL)"
                 ).fetchone()
-            found.append(ShardStatus(shard, _where(url), version, codes, int(units), claims))
+            found.append(ShardStatus(shard, describe(url), version, codes, int(units), claims))
         except psycopg.Error as err:
-            found.append(ShardStatus(shard, _where(url), None, None, None, None, str(err).strip()))
+            found.append(
+                ShardStatus(shard, describe(url), None, None, None, None, str(err).strip())
+            )
     return found

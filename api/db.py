@@ -14,6 +14,7 @@ import weakref
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -133,3 +134,11 @@ async def listen_connection(url: str) -> psycopg.AsyncConnection:
     return await psycopg.AsyncConnection.connect(
         url, autocommit=True, application_name="pgcapacity-listener"
     )
+
+
+def describe(conninfo: str) -> str:
+    """host:port/dbname of a connection string, without its password or options."""
+    parts = conninfo_to_dict(conninfo)
+    host = parts.get("host") or parts.get("hostaddr") or "localhost"
+    port = parts.get("port") or "5432"
+    return f"{host}:{port}/{parts.get('dbname', '')}"

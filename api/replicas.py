@@ -25,7 +25,6 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from pgcapacity.db import fetch_one
@@ -35,14 +34,6 @@ log = logging.getLogger("pgcapacity.api")
 SAMPLE_MS = 100
 # A standby this far behind (in samples kept) is reported as at least that old.
 MAX_SAMPLES = 6000
-
-
-def describe(conninfo: str) -> str:
-    """host:port/dbname of a connection string, without its password or options."""
-    parts = conninfo_to_dict(conninfo)
-    host = parts.get("host") or parts.get("hostaddr") or "localhost"
-    port = parts.get("port") or "5432"
-    return f"{host}:{port}/{parts.get('dbname', '')}"
 
 
 @dataclass

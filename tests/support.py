@@ -116,9 +116,7 @@ def psql(conninfo: str, *args: str, input: str | None = None) -> subprocess.Comp
 def shards_of(conninfo: str) -> list[str] | None:
     """The shard databases behind a pgcapacity proxy (None: not a proxy)."""
     with psycopg.connect(conninfo) as conn:
-        if conn.execute("SELECT to_regnamespace('capacity_cluster') IS NULL").fetchone()[0]:
-            return None
-    return cluster.shard_urls(conninfo)
+        return cluster.shard_urls_of(conn.execute(cluster.SHARD_OPTIONS).fetchone())
 
 
 def reset(conninfo: str, codes: list[dict]) -> None:
