@@ -99,3 +99,20 @@ def pgtap_connection(new_database) -> Iterator[psycopg.Connection]:
     """pytest-pgtap runs sql/tests/test_*.sql on this connection (each file rolls back)."""
     with psycopg.connect(new_database()) as c:
         yield c
+
+
+# A skipped test proves nothing. Skips are allowed only where the run chose a server that
+# cannot have what a test needs (PGCAPACITY_SERVER=embedded: no C extensions, no
+# pg_basebackup); anywhere else, `make test` included, a skip fails the run.
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _skipped and os.environ.get("PGCAPACITY_SERVER") != "embedded":
+        print(f"\n{len(_skipped)} test(s) skipped; they must run here:", *_skipped, sep="\n  ")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
