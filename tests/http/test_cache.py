@@ -42,7 +42,10 @@ async def _after_first_background_round(app) -> None:
     now has been heard, so have they."""
     while app.state.publisher.last_result is None or app.state.refresher.last_result is None:
         await asyncio.sleep(0.01)
-    await app.state.listener.connected.wait()
+    # Polled, like the rest: the app runs in the test client's portal thread, and an
+    # asyncio.Event set from another loop does not wake a waiter here.
+    while not app.state.listener.connected.is_set():
+        await asyncio.sleep(0.01)
     cache, marker = app.state.cache, f"MARKER-{uuid.uuid4().hex}"
     ticket = cache.ticket()
     async with app.state.pool.connection() as conn:
