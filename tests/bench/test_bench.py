@@ -9,7 +9,7 @@ from collections import Counter
 import psycopg
 import pytest
 
-from pgcapacity_bench import cpustat, http, targets, workloads
+from pgcapacity_bench import cpustat, http, scale, targets, workloads
 from pgcapacity_bench import main as bench_main
 from pgcapacity_bench.report import Row, add_ratios, by_round, ratios_of
 from pgcapacity_bench.runner import Measurement
@@ -54,9 +54,7 @@ def test_repeated_runs_keep_the_ratios_of_every_round(admin_conninfo, capsys):
     low, high = sorted(spread["vs_baseline_rounds"])
     assert low - 0.01 <= spread["vs_baseline"] <= high + 0.01, spread
     assert rows["naive-spread"]["vs_baseline_rounds"] == [None, None]  # a baseline itself
-    listed = by_round(
-        [Row(**{k: v for k, v in r.items() if k != "giveup_rate"}) for r in report["rows"]]
-    )
+    listed = by_round([Row(**_fields(r)) for r in report["rows"]])
     assert "spread             advisory       2  x base " in listed
     assert len(spread["steal_rounds"]) == 2 and spread["steal"] in spread["steal_rounds"]
     assert "   steal " in listed.splitlines()[1]
@@ -284,3 +282,56 @@ def test_with_rounds_a_ratio_is_the_median_of_each_rounds_own_ratio():
     ]
     add_ratios(one, baseline_of)  # a single round: the ratio of the runs themselves
     assert one[0].vs_baseline == 0.4
+
+
+def test_scale_rows_run_through_a_proxy_and_split_the_servers_cpu(admin_conninfo, capsys):
+    short = ["--seconds", "0.3", "--warmup", "0.1", "--clients", "2", "--json"]
+    args = bench_main.parser().parse_args([*short, "--workloads", "select1", "--shards", "1", "2"])
+    assert bench_main.run(args, admin_conninfo) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = {(r["workload"], r["lock_mode"]): r for r in report["rows"]}
+    assert set(rows) == {
+        ("select1", None),
+        ("scale-direct", "advisory"),
+        ("scale-proxy", "1 shard"),
+        ("scale-proxy", "2 shards"),
+    }
+    direct = rows["scale-direct", "advisory"]
+    for key in [
+        ("scale-direct", "advisory"),
+        ("scale-proxy", "1 shard"),
+        ("scale-proxy", "2 shards"),
+    ]:
+        row = rows[key]
+        assert row["ops"] > 0 and row["errors"] == 0 and row["problems"] == [], (key, row)
+        assert row["server_cpu_ms"]["shards"] > 0, row  # the test server runs on this machine
+    for n in ("1 shard", "2 shards"):
+        proxied = rows["scale-proxy", n]
+        assert proxied["vs_baseline"] == round(proxied["ops_per_s"] / direct["ops_per_s"], 2)
+        assert proxied["server_cpu_ms"]["proxy"] > 0, proxied
+    assert direct["server_cpu_ms"]["proxy"] == 0  # no proxy in front of it
+    placed = report["meta"]["placement"]
+    assert placed["1 shard"] == [workloads.SPREAD_CODES]
+    assert len(placed["2 shards"]) == 2 and sum(placed["2 shards"]) == workloads.SPREAD_CODES
+    assert min(placed["2 shards"]) > 0  # the pools spread over both shards
+    text = scale.summary([Row(**_fields(r)) for r in report["rows"]], placed)
+    assert "  2 shards         2" in text and " / " in text
+
+
+def _fields(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "giveup_rate"}
+
+
+def test_the_scale_audit_sees_usage_that_does_not_match_the_clients(new_database):
+    db = new_database()
+    target = scale.Target(db, [db], "advisory", scale.DIRECT)
+    assert scale._audit(target, 0) == []
+    assert scale._audit(target, 2) == ["usage 0 != claimed-released 2"]
+
+
+@pytest.mark.parametrize("value", ["3", "0", "x"])
+def test_a_shard_count_that_is_not_a_power_of_two_is_a_usage_error(value, capsys):
+    with pytest.raises(SystemExit) as exited:
+        bench_main.parser().parse_args(["--shards", value])
+    assert exited.value.code == 2
+    assert "argument --shards: " in capsys.readouterr().err
