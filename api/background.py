@@ -75,7 +75,7 @@ class Listener:
                 conn = await listen_connection(self.url)
                 async with conn:
                     cur = await conn.execute(SHARD_OPTIONS)
-                    return shard_urls_of(await cur.fetchone()) or [self.url]
+                    return shard_urls_of(await cur.fetchone(), self.url) or [self.url]
             except psycopg.Error as err:
                 log.warning("change listener cannot reach the database (%s); retrying", err)
             await asyncio.sleep(delay)

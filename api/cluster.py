@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pgcapacity import __version__, installer
 from pgcapacity.db import describe
@@ -36,11 +37,12 @@ def claim_id_range(shard: int) -> tuple[int, int]:
 
 def proxy_files() -> list[str]:
     """The proxy's SQL in install order: its types, the shards' pure validation helpers
-    (the same file, for identical normalising of codes), routing, the remote calls, then
+    and document parser (the same files, for identical rules and errors), routing, the remote calls, then
     one file per public function, and the views."""
     root = installer.sql_dir()
     proxy = root / "proxy"
-    files = [proxy / "types.sql", root / "functions" / "_validation.sql"]
+    files = [proxy / "types.sql"]
+    files += [root / "functions" / name for name in ("_validation.sql", "_code_specs.sql")]
     files += [proxy / "cluster.sql", proxy / "remote.sql", proxy / "placement.sql"]
     files += [*sorted((proxy / "functions").glob("*.sql")), proxy / "views.sql"]
     return [f.read_text() for f in files]
@@ -52,7 +54,7 @@ def proxy_script(proxy_url: str, shard_urls: list[str]) -> str:
 
 
 def _proxy_sql(proxy_url: str, shard_urls: list[str]) -> str:
-    options = ", ".join(f"p{i} {_literal(url)}" for i, url in enumerate(shard_urls))
+    options = ", ".join(f"p{i} {_literal(_stored(url))}" for i, url in enumerate(shard_urls))
     head = f"""CREATE EXTENSION IF NOT EXISTS plproxy;
 CREATE SCHEMA IF NOT EXISTS capacity_cluster;
 DROP SCHEMA IF EXISTS capacity CASCADE;  -- stateless on a proxy: rebuilt by every install
@@ -61,10 +63,31 @@ DROP SERVER IF EXISTS {SERVER} CASCADE;
 CREATE SERVER {SERVER} FOREIGN DATA WRAPPER plproxy OPTIONS (connection_lifetime '1800', {options});
 CREATE USER MAPPING FOR PUBLIC SERVER {SERVER};
 DROP SERVER IF EXISTS {SELF} CASCADE;
-CREATE SERVER {SELF} FOREIGN DATA WRAPPER plproxy OPTIONS (p0 {_literal(proxy_url)});
+CREATE SERVER {SELF} FOREIGN DATA WRAPPER plproxy OPTIONS (p0 {_literal(_stored(proxy_url))});
 CREATE USER MAPPING FOR PUBLIC SERVER {SELF};
 """
-    return head + "\n".join(proxy_files())
+    return head + "\n".join(proxy_files()) + PROXY_GRANTS
+
+
+# Least privilege on the proxy, as on a server: nothing is executable by PUBLIC; roles
+# given access with grant_app_access are granted the rebuilt functions again.
+PROXY_GRANTS = """
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA capacity, capacity_cluster FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA capacity_cluster FROM PUBLIC;
+SELECT capacity_cluster.grant_on_proxy(r.role_name)
+  FROM capacity_cluster.app_roles AS r JOIN pg_catalog.pg_roles AS pr ON pr.rolname = r.role_name;
+"""
+
+# What a stored connection string leaves out: PL/Proxy then connects as the role calling
+# the proxy (its current_user), so each role reaches the shards as itself, with the
+# shards' own grants, and no password is kept where every role on the proxy can read it.
+CREDENTIALS = ("user", "password")
+
+
+def _stored(url: str) -> str:
+    """A connection string as the proxy keeps it: without user and password."""
+    options = conninfo_to_dict(url)
+    return make_conninfo(**{k: v for k, v in options.items() if k not in CREDENTIALS})
 
 
 def _literal(text: str) -> str:
@@ -187,20 +210,25 @@ SHARD_OPTIONS = f"SELECT srvoptions FROM pg_catalog.pg_foreign_server WHERE srvn
 
 
 def shard_urls(proxy_url: str) -> list[str]:
-    """The shards' connection strings, in shard order, from the proxy's foreign server."""
+    """The shards' connection strings, in shard order, from the proxy's foreign server,
+    with the proxy URL's credentials (the role PL/Proxy reaches them as)."""
     with psycopg.connect(proxy_url) as conn:
-        urls = shard_urls_of(conn.execute(SHARD_OPTIONS).fetchone())
+        urls = shard_urls_of(conn.execute(SHARD_OPTIONS).fetchone(), proxy_url)
     if urls is None:
         raise ClusterError("no pgcapacity cluster on this proxy: run `pgcapacity cluster install`")
     return urls
 
 
-def shard_urls_of(row: tuple | None) -> list[str] | None:
-    """The shards' connection strings from SHARD_OPTIONS's row (p0, p1, ...); None: no row."""
+def shard_urls_of(row: tuple | None, proxy_url: str) -> list[str] | None:
+    """The shards' connection strings from SHARD_OPTIONS's row (p0, p1, ...), completed
+    with the user and password of `proxy_url`, as PL/Proxy connects for that role (a
+    string stored with a user of its own keeps it); None: no row."""
     if row is None:
         return None
     options = dict(o.split("=", 1) for o in row[0])
-    return [options[f"p{i}"] for i in range(sum(1 for k in options if k[1:].isdigit()))]
+    stored = [options[f"p{i}"] for i in range(sum(1 for k in options if k[1:].isdigit()))]
+    caller = {k: v for k, v in conninfo_to_dict(proxy_url).items() if k in CREDENTIALS}
+    return [make_conninfo(**(caller | conninfo_to_dict(url))) for url in stored]
 
 
 def status(proxy_url: str) -> list[ShardStatus]:

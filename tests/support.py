@@ -116,7 +116,7 @@ def psql(conninfo: str, *args: str, input: str | None = None) -> subprocess.Comp
 def shards_of(conninfo: str) -> list[str] | None:
     """The shard databases behind a pgcapacity proxy (None: not a proxy)."""
     with psycopg.connect(conninfo) as conn:
-        return cluster.shard_urls_of(conn.execute(cluster.SHARD_OPTIONS).fetchone())
+        return cluster.shard_urls_of(conn.execute(cluster.SHARD_OPTIONS).fetchone(), conninfo)
 
 
 def reset(conninfo: str, codes: list[dict]) -> None:
@@ -280,3 +280,31 @@ def wait_for(condition, timeout: float = 15.0) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def walk_every_route(conninfo: str) -> None:
+    """A live API on `conninfo` (an application role's, on a server or a proxy) serving
+    one request of every kind, admin routes included, each answered as it should be."""
+    with (
+        live_server(settings_for(conninfo)) as base,
+        httpx.Client(base_url=base, headers=ADMIN_AUTH) as http,
+    ):
+        assert http.get("/health/ready").status_code == 200
+        codes = [{"code": "LP-1", "max_uses": 2, "pool": "lp"}, {"code": "LP-2", "max_uses": 1}]
+        assert http.post("/v1/admin/codes", json={"codes": codes}).status_code == 200
+        limit = {"pool": "lp", "holder": "amy", "max_claims": 1}
+        assert http.put("/v1/admin/holder-limits", json=limit).status_code == 200
+        claim = http.post("/v1/codes/LP-1/claims", json={"holder": "amy"})
+        assert claim.status_code == 201
+        claim_id, token = claim.json()["claim_id"], {"X-Claim-Token": claim.json()["token"]}
+        assert http.post(f"/v1/claims/{claim_id}/heartbeat", headers=token).status_code == 200
+        assert http.get("/v1/codes/LP-1").json()["usage_count"] == 1
+        assert http.post("/v1/usage", json={"codes": ["LP-1", "LP-2"]}).status_code == 200
+        assert http.post("/v1/admin/dashboard/refresh").status_code == 200
+        assert any(row["pool"] == "lp" for row in http.get("/v1/dashboard").json()["pools"])
+        assert http.delete(f"/v1/claims/{claim_id}", headers=token).json()["released"] is True
+        assert http.post("/v1/admin/expire", json={"idle_seconds": 3600}).status_code == 200
+        assert http.post("/v1/admin/codes/LP-2/revoke").status_code == 200
+        detailed = http.get("/health/detailed").json()
+        assert detailed["status"] == "healthy" and detailed["listener"]["connected"] is True
+        assert http.get("/metrics").status_code == 200

@@ -19,6 +19,13 @@ CREATE TABLE IF NOT EXISTS capacity_cluster.code_shards (
     shard integer NOT NULL CHECK (shard >= 0)
 );
 
+-- The roles given application access on the proxy (grant_app_access): every install,
+-- which rebuilds the capacity schema, grants them the new functions again.
+CREATE TABLE IF NOT EXISTS capacity_cluster.app_roles (
+    role_name  name PRIMARY KEY,
+    granted_at timestamptz NOT NULL DEFAULT now()
+);
+
 -- How many shards the cluster has (a power of two: PL/Proxy's rule).
 CREATE OR REPLACE FUNCTION capacity_cluster.shard_count()
 RETURNS integer
@@ -50,11 +57,13 @@ AS $$
 $$;
 
 -- Records placement (on the proxy, called through cluster 'pgcapacity_proxy': committed
--- on its own). What is recorded already stays.
+-- on its own). What is recorded already stays. The owner's: an application role may add
+-- placement through it, never change or remove any.
 CREATE OR REPLACE FUNCTION capacity_cluster.record_placement(
     pools text[], pool_shards integer[], codes text[], code_shards integer[])
 RETURNS void
-LANGUAGE sql VOLATILE
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
     INSERT INTO capacity_cluster.pool_shards (pool, shard)
         SELECT * FROM unnest(pools, pool_shards) ON CONFLICT (pool) DO NOTHING;

@@ -59,11 +59,6 @@ RETURNS SETOF capacity.code_status LANGUAGE plproxy AS $$
     CLUSTER 'pgcapacity_shards'; RUN ON shard; SELECT * FROM capacity.usage_batch(codes);
 $$;
 
-CREATE OR REPLACE FUNCTION capacity_cluster.code_specs(codes jsonb)
-RETURNS SETOF capacity._code_spec LANGUAGE plproxy AS $$
-    CLUSTER 'pgcapacity_shards'; RUN ON 0; SELECT * FROM capacity._code_specs(codes);
-$$;
-
 CREATE OR REPLACE FUNCTION capacity_cluster.upsert_codes_on(shard integer, codes jsonb)
 RETURNS TABLE (inserted integer, updated integer) LANGUAGE plproxy AS $$
     CLUSTER 'pgcapacity_shards'; RUN ON shard; SELECT * FROM capacity.upsert_codes(codes);
@@ -115,6 +110,11 @@ $$;
 CREATE OR REPLACE FUNCTION capacity_cluster.version()
 RETURNS SETOF text LANGUAGE plproxy AS $$
     CLUSTER 'pgcapacity_shards'; RUN ON ALL; SELECT capacity.version();
+$$;
+
+CREATE OR REPLACE FUNCTION capacity_cluster.grant_app_access(app_role name)
+RETURNS SETOF text LANGUAGE plproxy AS $$
+    CLUSTER 'pgcapacity_shards'; RUN ON ALL; SELECT capacity.grant_app_access(app_role)::text;
 $$;
 
 -- On the first shard: the same answer everywhere.

@@ -25,7 +25,7 @@ CREATE TYPE capacity.release_result AS (
 CREATE TYPE capacity.expiry_result AS (
     expired integer, codes_touched integer, holders_touched integer, more_pending boolean);
 
--- What the proxy's upsert_codes needs of a shard's parsed document (capacity._code_specs).
+-- An element of an upsert_codes() document, parsed (capacity._code_specs).
 CREATE TYPE capacity._code_spec AS (
     code text, max_uses integer, pool text, has_pool boolean, is_active boolean,
     has_active boolean, expires_at timestamptz, has_expires boolean, metadata jsonb,

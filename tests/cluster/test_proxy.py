@@ -25,7 +25,6 @@ SIGNATURES = """
 # remote call cannot), the rest is per-server maintenance run on each shard.
 NOT_ON_THE_PROXY = {
     "assert_held",
-    "grant_app_access",
     "schedule_maintenance",
     "unschedule_maintenance",
 }

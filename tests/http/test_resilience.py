@@ -11,13 +11,13 @@ import psycopg.conninfo
 import pytest
 
 from tests.support import (
-    ADMIN_AUTH,
     CLIENT_AUTH,
     assert_error,
     live_server,
     reset,
     settings_for,
     wait_for,
+    walk_every_route,
 )
 
 
@@ -80,29 +80,7 @@ def app_role(db: str) -> str:
 
 def test_the_whole_api_runs_as_the_least_privilege_role(db, app_role):
     reset(db, [])
-    with (
-        live_server(settings_for(app_role)) as base,
-        httpx.Client(base_url=base, headers=ADMIN_AUTH) as http,
-    ):
-        assert http.get("/health/ready").status_code == 200
-        codes = [{"code": "LP-1", "max_uses": 2, "pool": "lp"}, {"code": "LP-2", "max_uses": 1}]
-        assert http.post("/v1/admin/codes", json={"codes": codes}).status_code == 200
-        limit = {"pool": "lp", "holder": "amy", "max_claims": 1}
-        assert http.put("/v1/admin/holder-limits", json=limit).status_code == 200
-        claim = http.post("/v1/codes/LP-1/claims", json={"holder": "amy"})
-        assert claim.status_code == 201
-        claim_id, token = claim.json()["claim_id"], {"X-Claim-Token": claim.json()["token"]}
-        assert http.post(f"/v1/claims/{claim_id}/heartbeat", headers=token).status_code == 200
-        assert http.get("/v1/codes/LP-1").json()["usage_count"] == 1
-        assert http.post("/v1/usage", json={"codes": ["LP-1", "LP-2"]}).status_code == 200
-        assert http.post("/v1/admin/dashboard/refresh").status_code == 200
-        assert any(row["pool"] == "lp" for row in http.get("/v1/dashboard").json()["pools"])
-        assert http.delete(f"/v1/claims/{claim_id}", headers=token).json()["released"] is True
-        assert http.post("/v1/admin/expire", json={"idle_seconds": 3600}).status_code == 200
-        assert http.post("/v1/admin/codes/LP-2/revoke").status_code == 200
-        detailed = http.get("/health/detailed").json()
-        assert detailed["status"] == "healthy" and detailed["listener"]["connected"] is True
-        assert http.get("/metrics").status_code == 200
+    walk_every_route(app_role)
     with psycopg.connect(app_role) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("UPDATE capacity.codes SET usage_count = 0")  # really not a superuser
 

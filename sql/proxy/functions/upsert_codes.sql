@@ -1,5 +1,5 @@
 -- Creates or updates codes on their shards. The whole document is parsed and validated
--- first (by the first shard's parser: the same errors as on one server), before any shard
+-- first (by the servers' own parser: the same errors as on one server), before any shard
 -- is written; then each shard takes its codes in one call, all or nothing on that shard.
 -- Across shards there is no atomic commit: if a shard refuses its part (a limit below
 -- usage, say), the shards called before it keep theirs. The error says which code;
@@ -28,7 +28,7 @@ BEGIN
           FROM jsonb_array_elements(upsert_codes.codes) WITH ORDINALITY AS e(element, ord)
           JOIN (SELECT row_number() OVER () AS ord, x.code, x.has_pool,
                        CASE WHEN x.has_pool THEN capacity_cluster.place_pool(x.pool) END AS pool_shard
-                  FROM capacity_cluster.code_specs(upsert_codes.codes) AS x) AS s ON s.ord = e.ord
+                  FROM capacity._code_specs(upsert_codes.codes) AS x) AS s ON s.ord = e.ord
           LEFT JOIN capacity_cluster.code_shards AS known ON known.code = s.code;
     -- A new code without a pool goes to the default pool's shard.
     IF EXISTS (SELECT FROM pg_temp.upsert_placement AS u WHERE u.shard IS NULL) THEN
