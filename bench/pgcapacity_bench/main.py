@@ -31,6 +31,7 @@ from pgcapacity_bench.report import Row, add_ratios, as_json, by_round, ratios_o
 from pgcapacity_bench.runner import Measurement, measure, publisher
 
 DEFAULT_WORKLOADS = list(workloads.WORKLOADS)
+COHERENCE_TRIALS = 20  # claims whose way to the API's cache is timed, per scale target
 
 
 def parser() -> argparse.ArgumentParser:
@@ -291,6 +292,9 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
                     if scaled:
                         rounds[-1] += scale.rows(scaled, args, _progress, row_of, server_url)
                 meta["placement"] = scale.placements(scaled)  # while the databases exist
+                if scaled and args.http:
+                    _progress("[scale] cache coherence: a claim by another client", done=True)
+                    meta["coherence"] = scale.coherence(scaled, COHERENCE_TRIALS)
             finally:
                 stop_publishing()
                 for c in conns:
@@ -315,7 +319,7 @@ def run(args: argparse.Namespace, server_conninfo: str | None = None) -> int:
     else:
         print(_title(meta))
         print(table(rows))
-        scaled_text = scale.summary(rows, meta["placement"])
+        scaled_text = scale.summary(rows, meta["placement"], meta.get("coherence", {}))
         for text in (by_round(rows), scaled_text, targets.summary(found)):
             if text:
                 print("\n" + text)

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
+import httpx
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from pgcapacity import cluster, installer, pgserver
-from pgcapacity_bench import backendcpu, workloads
+from pgcapacity_bench import backendcpu, http, workloads
 from pgcapacity_bench.report import Row
 from pgcapacity_bench.runner import measure, publisher
 
@@ -212,7 +214,9 @@ def _dbname(url: str) -> str:
     return conninfo_to_dict(url)["dbname"]
 
 
-def summary(rows: list[Row], placed: dict[str, list[int]]) -> str:
+def summary(
+    rows: list[Row], placed: dict[str, list[int]], delays: dict[str, dict[str, float]]
+) -> str:
     """Under the table: how the scale rows' codes are placed, the CPU a claim+release
     costs the shards and the proxy (a server on this machine only), and the model those
     figures give for shards on machines of their own ('' without scale rows)."""
@@ -242,6 +246,14 @@ def summary(rows: list[Row], placed: dict[str, list[int]]) -> str:
         " server's claims/s, and the proxies need about proxy/shards of a shard's CPU per"
         " shard (docs/sharding.md)."
     )
+    if delays:
+        lines.append(
+            "A claim by another client reaches the API's cache (change feed; through a proxy,"
+            " the listener's session on each shard) in: "
+            + "; ".join(
+                f"{k} p50 {v['p50_ms']} ms, p95 {v['p95_ms']} ms" for k, v in delays.items()
+            )
+        )
     return "\n".join(lines)
 
 
@@ -253,3 +265,50 @@ def _balance(counts: list[int]) -> tuple[float, str]:
 
 def _figure(value: float | None, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
+
+
+def coherence(found: list[Target], trials: int) -> dict[str, dict[str, float]]:
+    """How long a claim made by another client takes to reach an API's cache, on each
+    target: an API with a long cache TTL (so only the change feed refreshes it) serves a
+    code's status, a direct SQL claim is made on it, and the status is polled until it
+    shows the claim. Through a proxy the change reaches the API by its listener's session
+    on each shard. The delay's median and 95th percentile in ms, by target label."""
+    found_delays = {}
+    for target in found:
+        label = "direct" if target.workload == DIRECT else target.label
+        with (
+            http.api_server(target.url, cache_ttl_ms=600_000, pool_max=2) as base,
+            httpx.Client(base_url=base, timeout=10) as api,
+            psycopg.connect(target.url, autocommit=True) as conn,
+        ):
+            _reset(target)
+            _propagation_ms(api, conn, workloads.spread_code(0), "warm-up", 30.0)  # listener up
+            delays = sorted(
+                _propagation_ms(api, conn, workloads.spread_code(i), f"coherence-{i}", 5.0)
+                for i in range(1, trials + 1)
+            )
+        found_delays[label] = {
+            "p50_ms": round(delays[len(delays) // 2], 1),
+            "p95_ms": round(delays[min(len(delays) - 1, int(0.95 * len(delays)))], 1),
+        }
+    return found_delays
+
+
+def _propagation_ms(
+    api: httpx.Client, conn: psycopg.Connection, code: str, holder: str, timeout: float
+) -> float:
+    """Claims `code` in SQL while the API has its status cached; ms until the API shows it."""
+    path = f"/v1/codes/{code}"
+    before = api.get(path).json()["usage_count"]
+    claim = conn.execute(
+        "SELECT claim_id, token FROM capacity.claim(%s, %s)", (code, holder)
+    ).fetchone()
+    began = time.perf_counter()
+    try:
+        while api.get(path).json()["usage_count"] == before:
+            if time.perf_counter() - began > timeout:
+                raise RuntimeError(f"the API did not see a claim on {code} in {timeout:g} s")
+            time.sleep(0.001)
+        return (time.perf_counter() - began) * 1000
+    finally:
+        conn.execute("SELECT capacity.release(%s, %s)", claim)

@@ -314,7 +314,7 @@ def test_scale_rows_run_through_a_proxy_and_split_the_servers_cpu(admin_conninfo
     assert placed["1 shard"] == [workloads.SPREAD_CODES]
     assert len(placed["2 shards"]) == 2 and sum(placed["2 shards"]) == workloads.SPREAD_CODES
     assert min(placed["2 shards"]) > 0  # the pools spread over both shards
-    text = scale.summary([Row(**_fields(r)) for r in report["rows"]], placed)
+    text = scale.summary([Row(**_fields(r)) for r in report["rows"]], placed, {})
     assert "  2 shards         2" in text and " / " in text
 
 
@@ -335,3 +335,13 @@ def test_a_shard_count_that_is_not_a_power_of_two_is_a_usage_error(value, capsys
         bench_main.parser().parse_args(["--shards", value])
     assert exited.value.code == 2
     assert "argument --shards: " in capsys.readouterr().err
+
+
+def test_cache_coherence_is_timed_direct_and_through_the_proxy(admin_conninfo):
+    """The API on each target sees a claim made by another client, through the change
+    feed (through a proxy: its listener's session on the shard)."""
+    with scale.targets(admin_conninfo, [1]) as found:
+        delays = scale.coherence(found, 3)
+    assert set(delays) == {"direct", "1 shard"}
+    for figures in delays.values():
+        assert 0 < figures["p50_ms"] <= figures["p95_ms"], delays
