@@ -16,7 +16,6 @@ import platform
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -26,7 +25,7 @@ import psycopg
 from pgcapacity import installer, pgserver
 from pgcapacity.argtypes import at_least
 from pgcapacity.cli import describe_error
-from pgcapacity_bench import http, scale, targets, workloads
+from pgcapacity_bench import http, scale, scratch, targets, workloads
 from pgcapacity_bench.report import Row, add_ratios, as_json, by_round, ratios_of, row_key, table
 from pgcapacity_bench.runner import Measurement, measure, publisher
 
@@ -157,18 +156,11 @@ def scratch_database(
         if server_conninfo
         else pgserver.provide(durable=True, settings=room if connections else None)
     )
-    name = f"pgcapacity_bench_{uuid.uuid4().hex[:8]}"
     try:
         pgserver.wait_ready(server.conninfo)
-        with psycopg.connect(server.conninfo, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        db = pgserver.with_database(server.conninfo, name)
-        try:
+        with scratch.database(server.conninfo) as db:
             installer.migrate(db)
             yield db, server.kind, server.conninfo
-        finally:
-            with psycopg.connect(server.conninfo, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         server.stop()
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -24,8 +23,8 @@ import httpx
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from pgcapacity import cluster, installer, pgserver
-from pgcapacity_bench import backendcpu, http, workloads
+from pgcapacity import cluster, installer
+from pgcapacity_bench import backendcpu, http, scratch, workloads
 from pgcapacity_bench.report import Row
 from pgcapacity_bench.runner import measure, publisher
 
@@ -75,7 +74,7 @@ def targets(server_url: str, shard_counts: list[int]) -> Iterator[list[Target]]:
     """The direct database and one cluster per shard count, each a set of scratch
     databases on the server, codes in place; all dropped at the end."""
     with ExitStack() as stack:
-        make = lambda: stack.enter_context(_scratch_database(server_url))  # noqa: E731
+        make = lambda: stack.enter_context(scratch.database(server_url))  # noqa: E731
         direct = make()
         installer.migrate(direct)
         _upsert_codes(direct)
@@ -87,18 +86,6 @@ def targets(server_url: str, shard_counts: list[int]) -> Iterator[list[Target]]:
             _upsert_codes(proxy)
             found.append(Target(proxy, shards, _shard_label(n), PROXY))
         yield found
-
-
-@contextmanager
-def _scratch_database(server_url: str) -> Iterator[str]:
-    name = f"pgcapacity_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield pgserver.with_database(server_url, name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _upsert_codes(url: str) -> None:
